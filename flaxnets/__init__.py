@@ -1,0 +1,34 @@
+"""flaxnets: the classic convolutional networks in JAX/Flax, faithful to their papers.
+
+Public API::
+
+    create_model(name, num_classes=..., dtype=...)   # a flax.linen.Module
+    list_models(pattern="*")                         # registered names
+    model_info(name)                                 # paper, input size, reference numbers
+    from_torch(name, state_dict)                     # torchvision/timm weights → variables
+    summary(name, input_size=None)                   # per-layer shapes, params, FLOPs
+"""
+
+from flaxnets.interop import from_torch
+from flaxnets.registry import (
+    AUX_COLLECTION,
+    ModelInfo,
+    create_model,
+    list_models,
+    model_info,
+    register_model,
+)
+from flaxnets.summary import Summary, summary
+
+__all__ = [
+    "AUX_COLLECTION",
+    "ModelInfo",
+    "Summary",
+    "create_model",
+    "from_torch",
+    "list_models",
+    "model_info",
+    "register_model",
+    "summary",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,277 @@
+"""Building blocks shared by every family, written once.
+
+Conventions (all families follow them):
+  * NHWC activations; convolution padding is explicit and symmetric (PyTorch style) via
+    :func:`same_pad` unless the paper says otherwise. flax ``'SAME'`` pads stride-2 convs
+    asymmetrically and would break weight conversion.
+  * BatchNorm is configured once by :func:`batch_norm` (PyTorch defaults: momentum 0.1 ↔
+    flax 0.9, eps 1e-5); statistics live in the ``batch_stats`` collection and stay
+    float32 whatever the compute dtype.
+  * Blocks receive ``conv``/``norm``/``act`` as injected partials.
+  * Stochastic layers (dropout, drop-path) draw from the ``dropout`` rng stream.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ModuleDef = Any
+Array = jax.Array
+
+# He et al. 2015 ("Delving deep into rectifiers"), fan-out mode as in torchvision's ResNet.
+conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+# PyTorch's default Linear init family (uniform, fan-in); good default for classifiers.
+dense_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
+def same_pad(kernel: int | Sequence[int], dilation: int = 1) -> tuple[tuple[int, int], ...]:
+    """Symmetric padding that keeps the size at stride 1 (PyTorch ``padding=k//2``)."""
+    ks = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+    return tuple(((k - 1) * dilation // 2, (k - 1) * dilation // 2) for k in ks)
+
+
+def pad2d(p: int | Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """PyTorch-style ``padding=p`` (int or (ph, pw)) as flax explicit padding."""
+    ph, pw = (p, p) if isinstance(p, int) else tuple(p)
+    return ((ph, ph), (pw, pw))
+
+
+def batch_norm(train: bool, dtype: Any = jnp.float32, **kwargs: Any) -> ModuleDef:
+    """The one BatchNorm configuration (PyTorch defaults), bound to train/eval mode."""
+    opts = {"momentum": 0.9, "epsilon": 1e-5}
+    opts.update(kwargs)
+    return functools.partial(
+        nn.BatchNorm, use_running_average=not train, dtype=dtype, param_dtype=jnp.float32, **opts
+    )
+
+
+def make_conv(dtype: Any = jnp.float32, **kwargs: Any) -> ModuleDef:
+    """Convolution partial with the project's init and float32 params."""
+    opts = {"use_bias": False, "kernel_init": conv_init}
+    opts.update(kwargs)
+    return functools.partial(nn.Conv, dtype=dtype, param_dtype=jnp.float32, **opts)
+
+
+def make_dense(dtype: Any = jnp.float32, **kwargs: Any) -> ModuleDef:
+    """Dense partial with float32 params."""
+    opts = {"kernel_init": dense_init}
+    opts.update(kwargs)
+    return functools.partial(nn.Dense, dtype=dtype, param_dtype=jnp.float32, **opts)
+
+
+class ConvBNAct(nn.Module):
+    """Conv → (BatchNorm) → (activation): the unit most families are made of.
+
+    ``conv_name``/``norm_name`` choose the submodule names so the variable paths equal
+    the twin's ``state_dict`` keys (e.g. torchvision's ``conv``/``bn``, or ``0``/``1``).
+    """
+
+    features: int
+    kernel_size: int | Sequence[int] = 3
+    strides: int | Sequence[int] = 1
+    padding: Any = None  # None → symmetric "same"; int or (ph, pw) → PyTorch-style
+    groups: int = 1
+    dilation: int = 1
+    conv: ModuleDef = nn.Conv
+    norm: ModuleDef | None = None
+    act: Callable[[Array], Array] | None = nn.relu
+    conv_name: str = "conv"
+    norm_name: str = "bn"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        k = (self.kernel_size,) * 2 if isinstance(self.kernel_size, int) else self.kernel_size
+        s = (self.strides,) * 2 if isinstance(self.strides, int) else self.strides
+        pad = self.padding
+        if pad is None:
+            pad = same_pad(k, self.dilation)
+        elif isinstance(pad, int) or (isinstance(pad, tuple) and isinstance(pad[0], int)):
+            pad = pad2d(pad)
+        x = self.conv(
+            self.features,
+            tuple(k),
+            strides=tuple(s),
+            padding=pad,
+            feature_group_count=self.groups,
+            kernel_dilation=self.dilation,
+            name=self.conv_name,
+        )(x)
+        if self.norm is not None:
+            x = self.norm(name=self.norm_name)(x)
+        if self.act is not None:
+            x = self.act(x)
+        return x
+
+
+def _pool_pads(size: int, k: int, s: int, p: int, ceil_mode: bool) -> tuple[int, int]:
+    """(left, right) padding reproducing PyTorch's output size, incl. ``ceil_mode``."""
+    if ceil_mode:
+        out = math.ceil((size + 2 * p - k) / s) + 1
+        if (out - 1) * s >= size + p:  # PyTorch: last window must start inside the input
+            out -= 1
+    else:
+        out = (size + 2 * p - k) // s + 1
+    right = max((out - 1) * s + k - size - p, 0)
+    return (p, right)
+
+
+def max_pool(x: Array, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = False) -> Array:
+    """PyTorch ``MaxPool2d`` semantics (padding with -inf, optional ``ceil_mode``)."""
+    pads = [_pool_pads(x.shape[i], kernel, stride, padding, ceil_mode) for i in (1, 2)]
+    return nn.max_pool(x, (kernel, kernel), (stride, stride), padding=pads)
+
+
+def avg_pool(
+    x: Array,
+    kernel: int,
+    stride: int | None = None,
+    padding: int = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Array:
+    """PyTorch ``AvgPool2d`` semantics (zero padding counted unless told otherwise).
+
+    With ``ceil_mode`` the extra right/bottom window part is never counted, as in PyTorch.
+    """
+    stride = kernel if stride is None else stride
+    pads = [_pool_pads(x.shape[i], kernel, stride, padding, ceil_mode) for i in (1, 2)]
+    win, strides = (1, kernel, kernel, 1), (1, stride, stride, 1)
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, win, strides, [(0, 0), *pads, (0, 0)])
+    if count_include_pad:
+        # Count the symmetric padding but not the ceil-mode overhang.
+        ones = jnp.pad(jnp.ones((1, x.shape[1], x.shape[2], 1), x.dtype),
+                       [(0, 0), (padding, padding), (padding, padding), (0, 0)])
+        extra = [(0, 0)] + [(0, max(pads[i][1] - padding, 0)) for i in range(2)] + [(0, 0)]
+    else:
+        ones = jnp.ones((1, x.shape[1], x.shape[2], 1), x.dtype)
+        extra = [(0, 0), *pads, (0, 0)]
+    count = jax.lax.reduce_window(ones, 0.0, jax.lax.add, win, strides, extra)
+    return total / count
+
+
+def adaptive_avg_pool(x: Array, output_size: int | tuple[int, int]) -> Array:
+    """PyTorch ``AdaptiveAvgPool2d``: bin i spans [floor(i·H/o), ceil((i+1)·H/o))."""
+    oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
+    h, w = x.shape[1], x.shape[2]
+    if h % oh == 0 and w % ow == 0:
+        return x.reshape(x.shape[0], oh, h // oh, ow, w // ow, x.shape[3]).mean(axis=(2, 4))
+
+    def bins(n: int, o: int) -> list[tuple[int, int]]:
+        return [(i * n // o, -(-(i + 1) * n // o)) for i in range(o)]
+
+    rows = [
+        jnp.stack([x[:, r0:r1, c0:c1].mean(axis=(1, 2)) for c0, c1 in bins(w, ow)], axis=1)
+        for r0, r1 in bins(h, oh)
+    ]
+    return jnp.stack(rows, axis=1)
+
+
+def global_avg_pool(x: Array, keepdims: bool = False) -> Array:
+    """Mean over H and W (NiN's global average pooling)."""
+    return jnp.mean(x, axis=(1, 2), keepdims=keepdims)
+
+
+def flatten_nchw(x: Array) -> Array:
+    """Flatten NHWC in PyTorch's C-H-W order so FC weights convert without permutation."""
+    return jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)
+
+
+class LocalResponseNorm(nn.Module):
+    """Cross-channel local response normalisation (Krizhevsky et al. 2012, Sec. 3.3).
+
+    ``b = a / (k + alpha' * sum_{j in window} a_j^2) ** beta`` with a window of ``size``
+    channels centred on the channel. The paper uses ``alpha' = alpha``; PyTorch's
+    ``nn.LocalResponseNorm`` (and Caffe) use ``alpha' = alpha / size``: choose with
+    ``alpha_over_size``.
+    """
+
+    size: int = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 2.0
+    alpha_over_size: bool = False
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        sq = jnp.square(x.astype(jnp.float32))
+        lo, hi = self.size // 2, (self.size - 1) // 2
+        summed = jax.lax.reduce_window(
+            sq, 0.0, jax.lax.add, (1, 1, 1, self.size), (1, 1, 1, 1),
+            [(0, 0), (0, 0), (0, 0), (lo, hi)],
+        )
+        alpha = self.alpha / self.size if self.alpha_over_size else self.alpha
+        return (x / jnp.power(self.k + alpha * summed, self.beta).astype(x.dtype)).astype(x.dtype)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-Excitation (Hu et al. 2018, Fig. 2/3): GAP → FC-act → FC-gate → scale.
+
+    The two FCs are 1×1 convolutions named ``fc1``/``fc2`` (as in timm and torchvision),
+    which is the same function as dense layers on the pooled vector.
+    """
+
+    reduced: int
+    act: Callable[[Array], Array] = nn.relu
+    gate: Callable[[Array], Array] = nn.sigmoid
+    dtype: Any = jnp.float32
+    names: tuple[str, str] = ("fc1", "fc2")
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        conv = make_conv(self.dtype, use_bias=True)
+        s = global_avg_pool(x, keepdims=True)
+        s = self.act(conv(self.reduced, (1, 1), name=self.names[0])(s))
+        s = self.gate(conv(x.shape[-1], (1, 1), name=self.names[1])(s))
+        return x * s
+
+
+class DropPath(nn.Module):
+    """Stochastic depth / drop-path (Huang et al. 2016; Larsson et al. 2017).
+
+    Drops the whole residual branch per sample with probability ``rate`` in training and
+    rescales survivors by ``1/(1-rate)`` so evaluation needs no change.
+    """
+
+    rate: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: Array, deterministic: bool) -> Array:
+        if deterministic or self.rate == 0.0:
+            return x
+        keep = 1.0 - self.rate
+        mask = jax.random.bernoulli(self.make_rng("dropout"), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
+        return jnp.where(mask, x / keep, jnp.zeros_like(x))
+
+
+def channel_shuffle(x: Array, groups: int) -> Array:
+    """ShuffleNet channel shuffle (Zhang et al. 2018, Sec. 3.1): (g, c/g) → (c/g, g)."""
+    b, h, w, c = x.shape
+    return x.reshape(b, h, w, groups, c // groups).swapaxes(3, 4).reshape(b, h, w, c)
+
+
+def make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round channels to a multiple of ``divisor`` without going >10% below ``v``.
+
+    The rule of the MobileNet/EfficientNet reference code for width multipliers.
+    """
+    min_value = divisor if min_value is None else min_value
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def linear_drop_path_rates(total_blocks: int, final_rate: float) -> list[float]:
+    """Per-block drop rates decaying linearly from 0 to ``final_rate`` (Huang et al. 2016).
+
+    With survival ``p_l = 1 - l/L * (1 - p_L)``, block ``l`` (1-based) is dropped with
+    probability ``l/L * (1 - p_L)``; ``final_rate = 1 - p_L`` (0.5 in the paper).
+    """
+    return [final_rate * (i + 1) / total_blocks for i in range(total_blocks)]

@@ -1,0 +1,87 @@
+"""Per-layer summary of a registered model: output shapes, parameter counts, FLOPs.
+
+Shapes come from ``jax.eval_shape`` with ``capture_intermediates`` (no compilation), so
+the table can be printed for any model on a laptop. FLOPs come from XLA's cost analysis
+of the lowered (not compiled) forward pass and count multiply and add separately.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import traverse_util
+
+from flaxnets.registry import create_model, model_info
+
+
+@dataclasses.dataclass
+class Summary:
+    """Result of :func:`summary`; ``str()`` renders the table."""
+
+    name: str
+    input_size: tuple[int, int, int]
+    rows: list[tuple[str, tuple[int, ...], int]]  # (module path, output shape, own params)
+    total_params: int
+    flops: float | None
+
+    def __str__(self) -> str:
+        width = max([len(r[0]) for r in self.rows] + [5])
+        h, w, c = self.input_size
+        lines = [f"{self.name}  input {h}×{w}×{c}", f"{'layer':<{width}}  {'output':<20} {'params':>12}"]
+        for path, shape, n in self.rows:
+            out = "×".join(str(d) for d in shape[1:])
+            lines.append(f"{path:<{width}}  {out:<20} {n:>12,}")
+        lines.append(f"total params: {self.total_params:,}")
+        if self.flops is not None:
+            lines.append(f"FLOPs (XLA, mul+add): {self.flops / 1e9:.3f} G")
+        return "\n".join(lines)
+
+
+def count_params(tree: object) -> int:
+    """Number of scalars in a pytree of arrays or ShapeDtypeStructs."""
+    return sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(tree))
+
+
+def summary(name: str, input_size: tuple[int, int, int] | None = None, flops: bool = True,
+            **overrides: object) -> Summary:
+    """Per-layer table of model ``name`` at ``input_size`` (H, W, C; default: the model's)."""
+    info = model_info(name)
+    size = tuple(input_size) if input_size is not None else info.input_size
+    model = create_model(name, **overrides)
+    x = jax.ShapeDtypeStruct((1, *size), jnp.float32)
+    variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
+
+    def forward(v, x):
+        return model.apply(v, x, capture_intermediates=True, mutable=["intermediates"])
+
+    _, state = jax.eval_shape(forward, variables, x)
+    params = traverse_util.flatten_dict(variables.get("params", {}))
+    own: dict[tuple[str, ...], int] = {}
+    for path, leaf in params.items():
+        own[path[:-1]] = own.get(path[:-1], 0) + math.prod(leaf.shape)
+    rows = []
+    for path, outs in traverse_util.flatten_dict(state["intermediates"]).items():
+        module = path[:-1]
+        if not module:  # the top-level output
+            continue
+        out = outs[0] if isinstance(outs, tuple) else outs
+        if not hasattr(out, "shape"):
+            continue
+        rows.append(("/".join(module), tuple(out.shape), own.get(module, 0)))
+    total_flops = None
+    if flops:
+        try:
+            cost = jax.jit(lambda v, x: model.apply(v, x)).lower(variables, x).cost_analysis()
+            if isinstance(cost, list):
+                cost = cost[0]
+            total_flops = float(cost["flops"]) if cost and "flops" in cost else None
+        except Exception:  # cost analysis is best effort on some backends
+            total_flops = None
+    return Summary(name, size, rows, count_params(variables.get("params", {})), total_flops)
+
+
+__all__ = ["Summary", "count_params", "summary", "nn"]

@@ -1,0 +1,90 @@
+"""Shared test helpers: small inputs, twin construction for parity tests."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import flaxnets
+
+
+def small_input_size(name: str) -> tuple[int, int, int]:
+    """The smallest square input the model accepts, with its channel count."""
+    info = flaxnets.model_info(name)
+    return (info.min_size, info.min_size, info.input_size[2])
+
+
+def has_torch() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def build_twin(name: str):
+    """The torchvision/timm twin of ``name`` in eval mode with randomised BN statistics."""
+    torch = pytest.importorskip("torch")
+    info = flaxnets.model_info(name)
+    lib, twin_name = info.twin.split(":", 1)
+    torch.manual_seed(0)
+    if lib == "torchvision":
+        import torchvision
+
+        twin = getattr(torchvision.models, twin_name)(weights=None, **dict(info.twin_kwargs))
+    elif lib == "timm":
+        timm = pytest.importorskip("timm")
+        twin = timm.create_model(twin_name, pretrained=False, **dict(info.twin_kwargs))
+    else:
+        raise ValueError(f"unknown twin library {lib!r}")
+    # Random but realistic BatchNorm state: calibrate the running statistics on a random
+    # batch (so activations keep a trained network's scale instead of growing through the
+    # depth), then perturb them and the affine parameters.
+    bns = [m for m in twin.modules()
+           if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average: one batch sets the statistics
+    h, w, c = info.input_size
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        twin.train()
+        twin(torch.randn(4, c, h, w, generator=gen))
+        for bn in bns:
+            n = bn.num_features
+            bn.running_mean.add_(torch.randn(n, generator=gen) * 0.1)
+            bn.running_var.mul_(torch.rand(n, generator=gen) * 0.4 + 0.8)
+            if bn.affine:
+                bn.weight.copy_(torch.rand(n, generator=gen) * 0.5 + 0.5)
+                bn.bias.copy_(torch.randn(n, generator=gen) * 0.1)
+    return twin.eval()
+
+
+def random_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def random_variables(model, x, seed: int = 0) -> dict:
+    """Variables with the shapes of ``model.init`` filled by numpy (no init compilation).
+
+    Kernels get He-normal values for their fan-in, BN scales 1, biases and other params a
+    small normal, BN statistics (0, 1). Keeps registry-wide tests to one compile per model.
+    """
+    import jax
+    from flax import traverse_util
+
+    shapes = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0),
+                                                "dropout": jax.random.PRNGKey(1)}, x))
+    rng = np.random.default_rng(seed)
+    out = {}
+    for path, s in traverse_util.flatten_dict(shapes).items():
+        leaf = path[-1]
+        if path[0] == "batch_stats":
+            value = np.ones(s.shape) if leaf == "var" else np.zeros(s.shape)
+        elif leaf == "kernel":
+            fan_in = int(np.prod(s.shape[:-1])) or 1
+            value = rng.standard_normal(s.shape) * np.sqrt(2.0 / fan_in)
+        elif leaf == "scale":
+            value = np.ones(s.shape)
+        else:
+            value = rng.standard_normal(s.shape) * 0.05
+        out[path] = np.asarray(value, dtype=s.dtype)
+    return traverse_util.unflatten_dict(out)

@@ -1,0 +1,115 @@
+"""Registry-wide tests, parametrized over every registered model.
+
+Shapes and parameter counts use ``jax.eval_shape`` (no compilation). The behavioural test
+compiles one small function per model (smallest input the architecture allows) that
+checks: logits shape and finiteness, a non-zero gradient for every parameter (auxiliary
+heads included, through their losses), batch statistics that move in train mode and stay
+put in eval mode, and bfloat16 compute with float32 params and statistics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from conftest import random_variables, small_input_size
+
+import flaxnets
+from flaxnets.summary import count_params
+
+ALL = flaxnets.list_models()
+
+
+def _init_shapes(name: str, size=None, **kw):
+    model = flaxnets.create_model(name, **kw)
+    h, w, c = size or flaxnets.model_info(name).input_size
+    return model, jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, h, w, c))))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_info_is_complete(name: str) -> None:
+    info = flaxnets.model_info(name)
+    assert info.name == name and info.family and info.paper and 1989 <= info.year <= 2024
+    assert len(info.input_size) == 3 and len(info.mean) == len(info.std) == info.input_size[2]
+    assert info.params is not None, "every model states its reference (twin, paper or derived) count"
+    doc = flaxnets.create_model(name).__class__.__doc__ or ""
+    module_doc = __import__(type(flaxnets.create_model(name)).__module__, fromlist=["x"]).__doc__ or ""
+    assert doc and module_doc, "family module and model class document their paper"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_param_count_matches_reference(name: str) -> None:
+    info = flaxnets.model_info(name)
+    _, variables = _init_shapes(name)
+    assert count_params(variables["params"]) == info.params
+    for leaf in jax.tree_util.tree_leaves(variables):
+        assert leaf.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_eval_shape_logits_and_bfloat16(name: str) -> None:
+    h, w, c = flaxnets.model_info(name).input_size
+    for dtype in (jnp.float32, jnp.bfloat16):
+        model, variables = _init_shapes(name, dtype=dtype)
+        for leaf in jax.tree_util.tree_leaves(variables):  # params and BN stats stay float32
+            assert leaf.dtype == jnp.float32
+        out = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((3, h, w, c)), train=False), variables)
+        assert out.shape == (3, model.num_classes)
+
+
+def _aux_logits(state) -> list:
+    return jax.tree_util.tree_leaves(state.get(flaxnets.AUX_COLLECTION, {}))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_train_and_eval_behaviour(name: str) -> None:
+    """One compile per model: grads, BN updates, eval logits and bfloat16 logits."""
+    num_classes = 7
+    model = flaxnets.create_model(name, num_classes=num_classes)
+    model_bf16 = flaxnets.create_model(name, num_classes=num_classes, dtype=jnp.bfloat16)
+    size = small_input_size(name)
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, *size)), jnp.float32)
+    labels = jnp.array([1, 3])
+    variables = random_variables(model, x)
+    params = variables["params"]
+    stats = variables.get("batch_stats", {})
+
+    @jax.jit
+    def run(params, stats):
+        def loss_fn(p):
+            logits, state = model.apply(
+                {"params": p, "batch_stats": stats}, x, train=True,
+                mutable=["batch_stats", flaxnets.AUX_COLLECTION], rngs={"dropout": jax.random.PRNGKey(2)},
+            )
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+            for aux in _aux_logits(state):
+                loss += optax.softmax_cross_entropy_with_integer_labels(aux, labels).mean()
+            return loss, (logits, state)
+
+        (loss, (logits, state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        eval_logits, eval_state = model.apply(
+            {"params": params, "batch_stats": stats}, x, train=False, mutable=["batch_stats"])
+        bf16 = model_bf16.apply({"params": params, "batch_stats": stats}, x, train=False)
+        return loss, logits, state.get("batch_stats", {}), grads, eval_logits, eval_state, bf16
+
+    loss, logits, new_stats, grads, eval_logits, eval_state, bf16 = run(params, stats)
+    assert logits.shape == eval_logits.shape == (2, num_classes)
+    chex.assert_tree_all_finite((loss, logits, eval_logits, grads, new_stats))
+    zero = [jax.tree_util.keystr(p) for p, g in jax.tree_util.tree_leaves_with_path(grads)
+            if not np.any(np.asarray(g))]
+    assert not zero, f"parameters with zero gradient: {zero[:10]}"
+    if stats:
+        moved = jax.tree_util.tree_map(lambda a, b: bool(np.any(np.asarray(a) != np.asarray(b))),
+                                       stats, new_stats)
+        assert all(jax.tree_util.tree_leaves(moved)), "every BatchNorm statistic moves in train mode"
+        chex.assert_trees_all_equal(eval_state.get("batch_stats", stats), stats)
+    assert bf16.dtype in (jnp.bfloat16, jnp.float32) and bf16.shape == (2, num_classes)
+    chex.assert_tree_all_finite(bf16)
+    scale = max(1.0, float(np.max(np.abs(eval_logits))))
+    assert float(np.max(np.abs(np.asarray(bf16, np.float32) - eval_logits))) < 0.25 * scale * math.sqrt(
+        num_classes), "bfloat16 logits are close to float32 ones"

@@ -1,0 +1,1 @@
+"""Training configurations: ``default.py`` (every field) and per-family paper recipes."""

@@ -1,0 +1,79 @@
+"""Default training configuration: every field the trainer reads, with its meaning.
+
+Use as ``--config=train/configs/default.py`` and override any field on the command line
+with ``--config.<field>=value``. The arch's paper recipe (``train/configs/recipes/``) is
+applied on top of these defaults before command-line overrides; the dataset fills in
+image size, classes and epoch budget where a field is left at ``None``.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    # What to train.
+    c.arch = "resnet20"  # any flaxnets registry name
+    c.dataset = ""  # "" → imagenet2012 if prepared in data_dir, else the embedded digits
+    c.data_dir = ml_collections.FieldReference(None, field_type=str)  # TFDS data dir
+    c.image_size = ml_collections.FieldReference(None, field_type=int)  # None → dataset/model
+    c.num_classes = ml_collections.FieldReference(None, field_type=int)  # None → dataset
+    c.model_overrides = ml_collections.ConfigDict()  # constructor fields, e.g. drop_rate
+    c.recipe = True  # apply the arch's paper recipe before command-line overrides
+
+    # Batch and length.
+    c.batch_size = 128  # global batch
+    c.num_epochs = ml_collections.FieldReference(None, field_type=float)  # None → dataset budget
+    c.steps_per_epoch = ml_collections.FieldReference(None, field_type=int)  # None → from split
+    c.max_steps = ml_collections.FieldReference(None, field_type=int)  # stop early (smoke runs)
+
+    # Optimiser (optax).
+    c.optimizer = "sgd"  # "sgd" | "rmsprop" | "adamw"
+    c.learning_rate = 0.1  # at batch size lr_batch_denom (scaled linearly with batch_size)
+    c.lr_batch_denom = 256  # lr = learning_rate * batch_size / lr_batch_denom; 0 → no scaling
+    c.momentum = 0.9
+    c.nesterov = False
+    c.rmsprop_decay = 0.9
+    c.rmsprop_eps = 1.0
+    c.adam_b1 = 0.9
+    c.adam_b2 = 0.999
+    c.weight_decay = 1e-4  # L2 (sgd/rmsprop) or decoupled (adamw)
+    c.decay_bn_and_bias = False  # False → no weight decay on BatchNorm params and biases
+    c.grad_clip_norm = 0.0  # 0 → no clipping
+
+    # Schedule.
+    c.schedule = "cosine"  # "cosine" | "step" | "exponential" | "constant"
+    c.warmup_epochs = 0.0
+    c.step_epochs = (30.0, 60.0, 80.0)  # "step": epochs (or fractions ≤ 1 of num_epochs)
+    c.step_factor = 0.1
+    c.decay_rate = 0.94  # "exponential": lr × decay_rate every decay_epochs
+    c.decay_epochs = 2.0
+
+    # Loss.
+    c.label_smoothing = 0.0
+    c.aux_loss_weight = ml_collections.FieldReference(None, field_type=float)  # None → model's
+
+    # Augmentation (train) and evaluation.
+    c.train_crop = "random_resized"  # "random_resized" | "scale_jitter" | "pad_crop" | "center"
+    c.crop_area_range = (0.08, 1.0)
+    c.aspect_ratio_range = (3.0 / 4.0, 4.0 / 3.0)
+    c.scale_jitter_range = (256, 512)  # VGG: shorter side S ∈ [256, 512]
+    c.pad_crop_padding = 4  # CIFAR pad-4-crop
+    c.random_flip = True
+    c.pca_lighting = 0.0  # AlexNet PCA lighting σ (0.1 in the paper); 0 → off
+    c.color_jitter = 0.0  # photometric distortion strength; 0 → off
+    c.eval_crop_ratio = 0.875  # resize shorter side to size/ratio, centre crop
+    c.eval_modes = ("center",)  # at the end: any of "center", "10crop", "multiscale", "dense"
+    c.multiscale_sizes = ()  # VGG Q ∈ {S−32, S, S+32}; () → derived from image_size
+    c.shuffle_buffer = 10_000
+
+    # Parallelism and precision.
+    c.parallel = "jit"  # "jit" (mesh, data axis) | "pmap"
+    c.compute_dtype = "auto"  # "auto" → bfloat16 on gpu/tpu, float32 on cpu
+    c.seed = 0
+
+    # Logging and checkpoints.
+    c.log_every_steps = 50
+    c.eval_every_epochs = 1
+    c.checkpoint_every_steps = 1000
+    c.keep_checkpoints = 3
+    return c

@@ -1,0 +1,26 @@
+"""ResNet recipes.
+
+ImageNet (He et al. 2016, Sec. 3.4): SGD momentum 0.9, batch 256, lr 0.1 ÷10 when the error
+plateaus (≈ epochs 30/60, 90 epochs in torchvision's reference), weight decay 1e-4,
+scale augmentation + 224 crops + flip. Reported 10-crop top-1: ResNet-50 77.15, -101
+78.25, -152 78.57 (Table 3); top-5 93.29 / 94.03 / 94.29.
+CIFAR-10 (Sec. 4.2): batch 128, lr 0.1 ÷10 at 32k and 48k iterations, stop at 64k
+(≈ 164 epochs, steps at 82/123), wd 1e-4, momentum 0.9, pad-4 crop + flip.
+Reported errors: ResNet-20 8.75 %, -56 6.97 %, -110 6.43 % (Table 6).
+"""
+
+RECIPES = {
+    "resnet*": dict(optimizer="sgd", learning_rate=0.1, lr_batch_denom=256, momentum=0.9,
+                    weight_decay=1e-4, schedule="step", step_epochs=(30.0, 60.0, 80.0),
+                    train_crop="random_resized"),
+    "resnext*": dict(optimizer="sgd", learning_rate=0.1, lr_batch_denom=256, weight_decay=1e-4,
+                     schedule="step", step_epochs=(30.0, 60.0, 80.0)),
+    "wide_resnet*": dict(optimizer="sgd", learning_rate=0.1, lr_batch_denom=256, weight_decay=1e-4,
+                         schedule="step", step_epochs=(30.0, 60.0, 80.0)),
+}
+# CIFAR nets: 164 epochs (64k iters at batch 128), ÷10 at 50 % and 75 % of training.
+for _n in (20, 32, 44, 56, 110, 1202):
+    RECIPES[f"resnet{_n}"] = dict(learning_rate=0.1, lr_batch_denom=128, schedule="step",
+                                  step_epochs=(0.5, 0.75), train_crop="pad_crop",
+                                  # Sec. 4.2: ResNet-110 warms up at lr 0.01 until 80 % train acc.
+                                  warmup_epochs=1.0 if _n == 110 else 0.0)
