@@ -13,9 +13,11 @@ Conventions (all families follow them):
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -43,9 +45,28 @@ def pad2d(p: int | Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
     return ((ph, ph), (pw, pw))
 
 
+_BN_AXIS_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar("bn_axis_name", default=None)
+
+
+@contextlib.contextmanager
+def bn_axis_name(name: str | None) -> Iterator[None]:
+    """Average BatchNorm statistics over the named ``pmap`` axis while tracing inside.
+
+    ``with bn_axis_name("batch"): model.apply(...)`` inside a ``jax.pmap(axis_name="batch")``
+    step makes every BatchNorm built by :func:`batch_norm` use cross-device statistics,
+    without a field on every model. (Under ``jit`` with a sharded batch, statistics are
+    global already and no axis name is needed.)
+    """
+    token = _BN_AXIS_NAME.set(name)
+    try:
+        yield
+    finally:
+        _BN_AXIS_NAME.reset(token)
+
+
 def batch_norm(train: bool, dtype: Any = jnp.float32, **kwargs: Any) -> ModuleDef:
     """The one BatchNorm configuration (PyTorch defaults), bound to train/eval mode."""
-    opts = {"momentum": 0.9, "epsilon": 1e-5}
+    opts = {"momentum": 0.9, "epsilon": 1e-5, "axis_name": _BN_AXIS_NAME.get()}
     opts.update(kwargs)
     return functools.partial(
         nn.BatchNorm, use_running_average=not train, dtype=dtype, param_dtype=jnp.float32, **opts
