@@ -84,7 +84,7 @@ def from_torch(name: str, state_dict: Mapping[str, Any], **overrides: Any) -> di
     for path, spec in traverse_util.flatten_dict(
         {k: v for k, v in shapes.items() if k in ("params", "batch_stats")}
     ).items():
-        collection, var_path = path[0], path[1:]
+        var_path = path[1:]
         prefix = to_key(var_path)
         key = f"{prefix}.{_LEAF.get(var_path[-1], var_path[-1])}" if prefix else var_path[-1]
         if key not in arrays:

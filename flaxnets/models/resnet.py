@@ -172,7 +172,7 @@ class ResNet(nn.Module):
             x = self.act(norm(name="bn1")(x))
         rates = layers.linear_drop_path_rates(sum(self.stage_sizes), self.drop_path_rate)
         idx = 0
-        for i, (n, planes) in enumerate(zip(self.stage_sizes, self.widths)):
+        for i, (n, planes) in enumerate(zip(self.stage_sizes, self.widths, strict=True)):
             for j in range(n):
                 x = self.block(
                     planes, strides=2 if (i > 0 and j == 0) else 1, conv=conv, norm=norm, act=self.act,
