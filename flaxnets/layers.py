@@ -167,8 +167,7 @@ def avg_pool(
     total = jax.lax.reduce_window(x, 0.0, jax.lax.add, win, strides, [(0, 0), *pads, (0, 0)])
     if count_include_pad:
         # Count the symmetric padding but not the ceil-mode overhang.
-        ones = jnp.pad(jnp.ones((1, x.shape[1], x.shape[2], 1), x.dtype),
-                       [(0, 0), (padding, padding), (padding, padding), (0, 0)])
+        ones = jnp.ones((1, x.shape[1] + 2 * padding, x.shape[2] + 2 * padding, 1), x.dtype)
         extra = [(0, 0)] + [(0, max(pads[i][1] - padding, 0)) for i in range(2)] + [(0, 0)]
     else:
         ones = jnp.ones((1, x.shape[1], x.shape[2], 1), x.dtype)

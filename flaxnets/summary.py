@@ -24,7 +24,7 @@ class Summary:
 
     name: str
     input_size: tuple[int, int, int]
-    rows: list[tuple[str, tuple[int, ...], int]]  # (module path, output shape, own params)
+    rows: list[tuple[str, tuple[int, ...], int]]  # (module path, output shape, params inside)
     total_params: int
     flops: float | None
 
@@ -47,31 +47,35 @@ def count_params(tree: object) -> int:
 
 
 def summary(name: str, input_size: tuple[int, int, int] | None = None, flops: bool = True,
-            **overrides: object) -> Summary:
-    """Per-layer table of model ``name`` at ``input_size`` (H, W, C; default: the model's)."""
+            depth: int | None = None, **overrides: object) -> Summary:
+    """Per-layer table of model ``name`` at ``input_size`` (H, W, C; default: the model's).
+
+    Rows are module calls in execution order with their output shape and the number of
+    parameters inside the module; ``depth`` limits how deeply nested modules are listed (None: all).
+    """
     info = model_info(name)
     size = tuple(input_size) if input_size is not None else info.input_size
     model = create_model(name, **overrides)
     x = jax.ShapeDtypeStruct((1, *size), jnp.float32)
     variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
-
-    def forward(v, x):
-        return model.apply(v, x, capture_intermediates=True, mutable=["intermediates"])
-
-    _, state = jax.eval_shape(forward, variables, x)
     params = traverse_util.flatten_dict(variables.get("params", {}))
-    own: dict[tuple[str, ...], int] = {}
-    for path, leaf in params.items():
-        own[path[:-1]] = own.get(path[:-1], 0) + math.prod(leaf.shape)
-    rows = []
-    for path, outs in traverse_util.flatten_dict(state["intermediates"]).items():
-        module = path[:-1]
-        if not module:  # the top-level output
-            continue
-        out = outs[0] if isinstance(outs, tuple) else outs
-        if not hasattr(out, "shape"):
-            continue
-        rows.append(("/".join(module), tuple(out.shape), own.get(module, 0)))
+    sizes = [(path[:-1], math.prod(leaf.shape)) for path, leaf in params.items()]
+
+    def subtree(prefix: tuple[str, ...]) -> int:
+        return sum(n for p, n in sizes if p[: len(prefix)] == prefix)
+    # Record every submodule call in execution order (children finish before parents).
+    rows: list[tuple[str, tuple[int, ...], int]] = []
+
+    def record(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        module = context.module
+        if context.method_name == "__call__" and module.path and hasattr(out, "shape"):
+            if depth is None or len(module.path) <= depth:
+                rows.append(("/".join(module.path), tuple(out.shape), subtree(tuple(module.path))))
+        return out
+
+    with nn.intercept_methods(record):
+        jax.eval_shape(lambda v, x: model.apply(v, x), variables, x)
     total_flops = None
     if flops:
         try:
@@ -84,4 +88,4 @@ def summary(name: str, input_size: tuple[int, int, int] | None = None, flops: bo
     return Summary(name, size, rows, count_params(variables.get("params", {})), total_flops)
 
 
-__all__ = ["Summary", "count_params", "summary", "nn"]
+__all__ = ["Summary", "count_params", "summary"]

@@ -1,0 +1,107 @@
+"""Shared layers against PyTorch semantics and their defining formulas."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import random_input
+
+from flaxnets import layers
+
+
+def _torch():
+    torch = pytest.importorskip("torch")
+    return torch
+
+
+@pytest.mark.parametrize("size,k,s,p,ceil", [(13, 3, 2, 0, True), (14, 3, 2, 0, True), (15, 3, 2, 1, False),
+                                             (112, 3, 2, 1, False), (28, 2, 2, 0, True), (7, 3, 2, 1, True)])
+def test_pools_match_torch(size: int, k: int, s: int, p: int, ceil: bool) -> None:
+    torch = _torch()
+    x = random_input((2, 3, size, size + 3))
+    xt = torch.from_numpy(x)
+    xj = jnp.asarray(x.transpose(0, 2, 3, 1))
+    expected = torch.nn.functional.max_pool2d(xt, k, s, p, ceil_mode=ceil).numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(layers.max_pool(xj, k, s, p, ceil_mode=ceil), expected, atol=1e-6)
+    for include in (True, False):
+        expected = torch.nn.functional.avg_pool2d(xt, k, s, p, ceil_mode=ceil, count_include_pad=include)
+        got = layers.avg_pool(xj, k, s, p, ceil_mode=ceil, count_include_pad=include)
+        np.testing.assert_allclose(got, expected.numpy().transpose(0, 2, 3, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("hw,out", [((13, 9), 6), ((14, 14), 7), ((5, 11), (3, 4)), ((1, 1), 7)])
+def test_adaptive_avg_pool_matches_torch(hw, out) -> None:
+    torch = _torch()
+    x = random_input((2, 4, *hw))
+    expected = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x), out).numpy()
+    got = layers.adaptive_avg_pool(jnp.asarray(x.transpose(0, 2, 3, 1)), out)
+    np.testing.assert_allclose(got, expected.transpose(0, 2, 3, 1), atol=1e-6)
+
+
+def test_lrn_formula_and_torch_convention() -> None:
+    x = random_input((1, 3, 4, 7)) * 3
+    lrn = layers.LocalResponseNorm(size=5, alpha=1e-2, beta=0.75, k=2.0)
+    got = np.asarray(lrn.apply({}, jnp.asarray(x)))
+    sq = np.pad(x**2, [(0, 0), (0, 0), (0, 0), (2, 2)])
+    window = sum(sq[..., i : i + 7] for i in range(5))
+    np.testing.assert_allclose(got, x / (2.0 + 1e-2 * window) ** 0.75, rtol=1e-5)
+    torch = _torch()
+    lrn_t = layers.LocalResponseNorm(size=5, alpha=1e-2, beta=0.75, k=2.0, alpha_over_size=True)
+    expected = torch.nn.LocalResponseNorm(5, alpha=1e-2, beta=0.75, k=2.0)(
+        torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(lrn_t.apply({}, jnp.asarray(x)), expected, rtol=1e-5)
+
+
+def test_drop_path_drops_whole_samples_and_rescales() -> None:
+    x = jnp.ones((4000, 2, 2, 3))
+    dp = layers.DropPath(0.3)
+    assert (dp.apply({}, x, deterministic=True) == x).all()
+    y = np.asarray(dp.apply({}, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(0)}))
+    per_sample = y.reshape(4000, -1)
+    kept = per_sample[per_sample != 0]
+    np.testing.assert_allclose(kept, 1 / 0.7, rtol=1e-6)  # survivors rescaled by 1/keep
+    assert (per_sample.min(axis=1) == per_sample.max(axis=1)).all()  # whole sample kept or dropped
+    assert abs((per_sample[:, 0] == 0).mean() - 0.3) < 0.03
+    assert abs(per_sample.mean() - 1.0) < 0.05  # expectation preserved
+
+
+def test_channel_shuffle_interleaves_groups() -> None:
+    x = jnp.arange(6.0).reshape(1, 1, 1, 6)
+    np.testing.assert_array_equal(layers.channel_shuffle(x, 2)[0, 0, 0], [0, 3, 1, 4, 2, 5])
+    np.testing.assert_array_equal(layers.channel_shuffle(x, 3)[0, 0, 0], [0, 2, 4, 1, 3, 5])
+
+
+def test_make_divisible_and_drop_path_rates() -> None:
+    assert layers.make_divisible(32 * 0.75) == 24
+    assert layers.make_divisible(17) == 16 and layers.make_divisible(13) == 16
+    assert layers.make_divisible(1280 * 1.4) == 1792
+    assert layers.linear_drop_path_rates(4, 0.5) == [0.125, 0.25, 0.375, 0.5]
+
+
+def test_squeeze_excite_scales_channels() -> None:
+    se = layers.SqueezeExcite(reduced=2)
+    x = jnp.asarray(random_input((2, 5, 5, 8)))
+    v = se.init(jax.random.PRNGKey(0), x)
+    y = se.apply(v, x)
+    s = jax.nn.sigmoid(jax.nn.relu(x.mean((1, 2)) @ v["params"]["fc1"]["kernel"][0, 0]
+                                   + v["params"]["fc1"]["bias"]) @ v["params"]["fc2"]["kernel"][0, 0]
+                       + v["params"]["fc2"]["bias"])
+    np.testing.assert_allclose(y, x * s[:, None, None, :], rtol=1e-5, atol=1e-6)
+
+
+def test_bn_axis_name_context_sets_pmap_axis() -> None:
+    assert layers.batch_norm(True).keywords["axis_name"] is None
+    with layers.bn_axis_name("batch"):
+        assert layers.batch_norm(True).keywords["axis_name"] == "batch"
+    assert layers.batch_norm(False).keywords["axis_name"] is None
+
+
+def test_conv_bn_act_padding_forms() -> None:
+    x = jnp.zeros((1, 9, 9, 2))
+    for pad, expected in ((None, 5), (0, 4), ((1, 0), 5), ("VALID", 4)):
+        m = layers.ConvBNAct(3, 3, strides=2, padding=pad, conv=nn.Conv)
+        out = jax.eval_shape(lambda: m.init_with_output(jax.random.PRNGKey(0), x)[0])
+        assert out.shape[1] == expected, pad
