@@ -1,0 +1,144 @@
+"""SqueezeNet family: SqueezeNet 1.0 / 1.1 and the paper's bypass variants.
+
+Paper: Iandola et al., "SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and
+<0.5MB model size", arXiv 2016 (ICLR 2017 submission).
+  * Table 1: SqueezeNet (1.0) layer configuration; Sec. 3.1 / Fig. 2: the Fire module
+    (squeeze 1×1 → expand 1×1 ‖ expand 3×3, all with ReLU); final ``conv10`` 1×1 to the
+    classes, ReLU, global average pooling; dropout 0.5 after fire9.
+  * Sec. 6 / Fig. 2 (middle, right) / Table 3: simple bypass (identity around fire3, fire5,
+    fire7, fire9, where input and output widths agree) and complex bypass (additionally a
+    1×1 convolution around fire2, fire4, fire6, fire8).
+  * SqueezeNet 1.1 (the authors' GitHub release, v1.1): 3×3/64 conv1 and earlier pooling,
+    2.4× less computation, same accuracy.
+
+Module names equal torchvision's ``state_dict`` paths (``features.3.squeeze`` …,
+``classifier.1``); max pools use ``ceil_mode=True`` as in the Caffe original.
+
+Bypass parameter counts (derived, checked in ``tests/test_squeezenet.py``): the simple
+bypass adds no parameters (1,248,424 for 1.0). The complex bypass adds a 1×1 conv with
+bias around fire2 (96→128), fire4 (128→256), fire6 (256→384) and fire8 (384→512):
+96·128 + 128·256 + 256·384 + 384·512 + (128 + 256 + 384 + 512) = 341,248 parameters, so
+1,589,672 in total. The paper's Table 3 reports model sizes (4.8 MB vanilla and simple,
+7.7 MB complex) rather than counts; it does not specify whether the bypass convs have a
+bias (Caffe's default, which we follow).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from flaxnets import layers
+from flaxnets.registry import register_model
+
+ModuleDef = Any
+
+PAPER = "SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size"
+
+# Per version: (stem features, stem kernel, layout). "P" is a 3×3/2 ceil-mode max pool,
+# a tuple is a Fire module (squeeze, expand1x1, expand3x3). Index = torchvision index - 3.
+_VERSIONS: dict[str, tuple[int, int, tuple[Any, ...]]] = {
+    "1_0": (96, 7, ((16, 64, 64), (16, 64, 64), (32, 128, 128), "P", (32, 128, 128),
+                    (48, 192, 192), (48, 192, 192), (64, 256, 256), "P", (64, 256, 256))),
+    "1_1": (64, 3, ((16, 64, 64), (16, 64, 64), "P", (32, 128, 128), (32, 128, 128), "P",
+                    (48, 192, 192), (48, 192, 192), (64, 256, 256), (64, 256, 256))),
+}
+BYPASS_MODES = ("none", "simple", "complex")
+
+
+class Fire(nn.Module):
+    """Fire module (paper Sec. 3.1): squeeze 1×1 → ReLU → [expand 1×1 ‖ expand 3×3] → ReLU.
+
+    ``bypass``: "none", "identity" (simple bypass, Sec. 6) or "conv" (complex bypass: a 1×1
+    convolution on the shortcut, named ``bypass``). The bypass is added after the concat.
+    """
+
+    squeeze: int
+    expand1x1: int
+    expand3x3: int
+    conv: ModuleDef = nn.Conv
+    bypass: str = "none"
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        s = nn.relu(self.conv(self.squeeze, (1, 1), padding="VALID", name="squeeze")(x))
+        a = nn.relu(self.conv(self.expand1x1, (1, 1), padding="VALID", name="expand1x1")(s))
+        b = nn.relu(self.conv(self.expand3x3, (3, 3), padding=((1, 1), (1, 1)), name="expand3x3")(s))
+        y = jnp.concatenate([a, b], axis=-1)
+        if self.bypass == "identity":
+            y = y + x
+        elif self.bypass == "conv":
+            y = y + self.conv(y.shape[-1], (1, 1), padding="VALID", name="bypass")(x)
+        return y
+
+
+class SqueezeNet(nn.Module):
+    """SqueezeNet 1.0 (paper Table 1) or 1.1, optionally with the paper's bypasses (Sec. 6).
+
+    Attributes:
+      version: "1_0" or "1_1".
+      bypass: "none", "simple" (identity around fire3/5/7/9) or "complex" (also a 1×1 conv
+        around fire2/4/6/8).
+      dropout_rate: dropout before the classifier conv (0.5 in the paper).
+    """
+
+    version: str = "1_0"
+    num_classes: int = 1000
+    bypass: str = "none"
+    dropout_rate: float = 0.5
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        if self.bypass not in BYPASS_MODES:
+            raise ValueError(f"bypass must be one of {BYPASS_MODES}, got {self.bypass!r}")
+        stem, k, layout = _VERSIONS[self.version]
+        conv = layers.make_conv(self.dtype, use_bias=True)
+        x = x.astype(self.dtype)
+        x = nn.relu(conv(stem, (k, k), strides=(2, 2), padding="VALID", name="features.0")(x))
+        x = layers.max_pool(x, 3, 2, ceil_mode=True)
+        fire = 0  # paper numbering: fire2 … fire9 ↔ fire = 0 … 7
+        for i, item in enumerate(layout):
+            if item == "P":
+                x = layers.max_pool(x, 3, 2, ceil_mode=True)
+                continue
+            mode = "none"
+            if self.bypass != "none" and fire % 2 == 1:  # fire3, fire5, fire7, fire9
+                mode = "identity"
+            elif self.bypass == "complex":  # fire2, fire4, fire6, fire8: widths change
+                mode = "conv"
+            x = Fire(*item, conv=conv, bypass=mode, name=f"features.{i + 3}")(x)
+            fire += 1
+        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        x = nn.relu(conv(self.num_classes, (1, 1), padding="VALID", name="classifier.1")(x))
+        return layers.global_avg_pool(x).astype(jnp.float32)
+
+
+_COMMON = dict(family="squeezenet", paper=PAPER, year=2016, min_size=21)
+
+register_model(
+    "squeezenet1_0", functools.partial(SqueezeNet, version="1_0"), table="Table 1",
+    top1=57.5, params=1_248_424, twin="torchvision:squeezenet1_0", **_COMMON,
+    notes="Paper top-1 57.5 (Table 2, Caffe); torchvision's weights reach 58.09.",
+)
+register_model(
+    "squeezenet1_1", functools.partial(SqueezeNet, version="1_1"),
+    table="Table 1 (v1.1 of the authors' release: 3×3/64 conv1, pools after fire3/fire5)",
+    top1=None, params=1_235_496, twin="torchvision:squeezenet1_1", **_COMMON,
+    notes="No paper number; torchvision's weights reach 58.18 top-1.",
+)
+register_model(
+    "squeezenet1_0_simple_bypass", functools.partial(SqueezeNet, version="1_0", bypass="simple"),
+    table="Sec. 6, Fig. 2 (middle), Table 3", top1=60.4, params=1_248_424, **_COMMON,
+    notes="Identity bypass around fire3/5/7/9: no extra parameters.",
+)
+register_model(
+    "squeezenet1_0_complex_bypass", functools.partial(SqueezeNet, version="1_0", bypass="complex"),
+    table="Sec. 6, Fig. 2 (right), Table 3", top1=58.8,
+    params=1_248_424 + 96 * 128 + 128 * 256 + 256 * 384 + 384 * 512 + 128 + 256 + 384 + 512,
+    **_COMMON,
+    notes="Derived count: 1×1 bypass convs (with bias) around fire2/4/6/8 add 341,248 params.",
+)
