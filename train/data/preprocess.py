@@ -1,0 +1,174 @@
+"""Pure TensorFlow image ops for the input pipeline (one example, HWC, no Python state).
+
+Random ops are stateless (``tf.random.stateless_*`` / ``tf.image.stateless_*``) and take a
+``seed`` of shape ``(2,)``: the same seed always gives the same output, which makes the
+pipeline exactly resumable. Float images are in [0, 1] until :func:`normalize`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+# AlexNet PCA lighting (Krizhevsky et al. 2012, Sec. 4.1): eigen-decomposition of the
+# covariance of ImageNet RGB pixels in [0, 1]. Columns of IMAGENET_EIGVEC are the
+# eigenvectors, in the order of IMAGENET_EIGVAL.
+IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGVEC = ((-0.5675, 0.7192, 0.4009),
+                   (-0.5808, -0.0045, -0.8140),
+                   (-0.5836, -0.6948, 0.4203))
+# ITU-R 601 luma, as tf.image.rgb_to_grayscale.
+LUMA = (0.2989, 0.5870, 0.1140)
+
+
+def split_seed(seed: tf.Tensor, num: int) -> list[tf.Tensor]:
+    """``num`` independent stateless seeds derived from ``seed``."""
+    return tf.unstack(tf.random.experimental.stateless_split(seed, num))
+
+
+def decode(encoded: tf.Tensor, channels: int) -> tf.Tensor:
+    """Encoded PNG/JPEG/BMP/GIF bytes → float32 HWC image in [0, 1] with ``channels``."""
+    img = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+    img.set_shape([None, None, channels])
+    return tf.image.convert_image_dtype(img, tf.float32)
+
+
+def resize(img: tf.Tensor, height, width) -> tf.Tensor:
+    """Bilinear resize (antialiased when shrinking)."""
+    return tf.image.resize(img, tf.stack([height, width]), method="bilinear", antialias=True)
+
+
+def resize_shorter(img: tf.Tensor, side) -> tf.Tensor:
+    """Resize so that the shorter side is ``side``, keeping the aspect ratio."""
+    shape = tf.shape(img)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    side = tf.cast(side, tf.float32)
+    scale = side / tf.minimum(h, w)
+    nh = tf.maximum(tf.cast(tf.round(h * scale), tf.int32), tf.cast(side, tf.int32))
+    nw = tf.maximum(tf.cast(tf.round(w * scale), tf.int32), tf.cast(side, tf.int32))
+    return resize(img, nh, nw)
+
+
+def crop(img: tf.Tensor, top, left, height, width) -> tf.Tensor:
+    """The window ``[top:top+height, left:left+width]`` (keeps the static channel count)."""
+    out = tf.slice(img, tf.stack([top, left, 0]), tf.stack([height, width, -1]))
+    out.set_shape([None, None, img.shape[-1]])
+    return out
+
+
+def center_crop(img: tf.Tensor, size: int) -> tf.Tensor:
+    """Central ``size``×``size`` window (the image must be at least that large)."""
+    shape = tf.shape(img)
+    return crop(img, (shape[0] - size) // 2, (shape[1] - size) // 2, size, size)
+
+
+def resize_center_crop(img: tf.Tensor, size: int, crop_ratio: float = 1.0) -> tf.Tensor:
+    """Shorter side → ``size / crop_ratio``, then the central ``size``×``size`` crop."""
+    side = max(size, int(round(size / crop_ratio)))
+    return center_crop(resize_shorter(img, side), size)
+
+
+def random_resized_crop(img: tf.Tensor, size: int, seed: tf.Tensor,
+                        area_range: Sequence[float] = (0.08, 1.0),
+                        aspect_ratio_range: Sequence[float] = (3 / 4, 4 / 3),
+                        max_attempts: int = 10) -> tf.Tensor:
+    """Inception-style crop: a window with area fraction in ``area_range`` and aspect
+    ratio in ``aspect_ratio_range`` (whole image after ``max_attempts`` failures), resized to
+    ``size``×``size``."""
+    begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(img), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
+        min_object_covered=0.0, aspect_ratio_range=tuple(aspect_ratio_range),
+        area_range=tuple(area_range), max_attempts=max_attempts, use_image_if_no_bounding_boxes=True)
+    window = crop(img, begin[0], begin[1], extent[0], extent[1])
+    return resize(window, size, size)
+
+
+def random_crop(img: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
+    """A uniformly placed ``size``×``size`` window."""
+    channels = img.shape[-1]
+    return tf.image.stateless_random_crop(img, tf.stack([size, size, channels]), seed=seed)
+
+
+def scale_jitter_crop(img: tf.Tensor, size: int, seed: tf.Tensor, smin: int, smax: int) -> tf.Tensor:
+    """VGG scale jittering: shorter side S ~ U{smin..smax} (at least ``size``), random
+    ``size``×``size`` crop."""
+    s1, s2 = split_seed(seed, 2)
+    side = tf.random.stateless_uniform([], s1, minval=smin, maxval=smax + 1, dtype=tf.int32)
+    side = tf.maximum(side, size)
+    return random_crop(resize_shorter(img, side), size, s2)
+
+
+def pad_crop(img: tf.Tensor, padding: int, seed: tf.Tensor) -> tf.Tensor:
+    """CIFAR augmentation: zero-pad ``padding`` pixels on each side, random crop back."""
+    shape = tf.shape(img)
+    padded = tf.pad(img, [[padding, padding], [padding, padding], [0, 0]])
+    out = tf.image.stateless_random_crop(padded, tf.stack([shape[0], shape[1], shape[2]]), seed=seed)
+    out.set_shape(img.shape)
+    return out
+
+
+def random_flip(img: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Horizontal flip with probability 1/2."""
+    return tf.image.stateless_random_flip_left_right(img, seed=seed)
+
+
+def pca_lighting(img: tf.Tensor, sigma: float, seed: tf.Tensor) -> tf.Tensor:
+    """AlexNet PCA lighting: add ``V (α ⊙ λ)`` to every RGB pixel, α ~ N(0, σ²) per image."""
+    alpha = tf.random.stateless_normal([3], seed, stddev=sigma)
+    eigvec = tf.constant(IMAGENET_EIGVEC, tf.float32)
+    delta = tf.linalg.matvec(eigvec, alpha * tf.constant(IMAGENET_EIGVAL, tf.float32))
+    return img + delta
+
+
+def color_jitter(img: tf.Tensor, strength: float, seed: tf.Tensor) -> tf.Tensor:
+    """Brightness, contrast and (RGB only) saturation factors ~ U[1−s, 1+s], clipped to [0, 1]."""
+    s1, s2, s3 = split_seed(seed, 3)
+    lo, hi = max(0.0, 1.0 - strength), 1.0 + strength
+    img = img * tf.random.stateless_uniform([], s1, lo, hi)
+    img = tf.image.stateless_random_contrast(tf.clip_by_value(img, 0.0, 1.0), lo, hi, s2)
+    if img.shape[-1] == 3:
+        img = tf.image.stateless_random_saturation(tf.clip_by_value(img, 0.0, 1.0), lo, hi, s3)
+    return tf.clip_by_value(img, 0.0, 1.0)
+
+
+def convert_channels(img: tf.Tensor, channels: int) -> tf.Tensor:
+    """Grey → RGB by tiling, RGB → grey by luminance; unchanged when already ``channels``
+    (any rank, channels last)."""
+    have = img.shape[-1]
+    if have == channels:
+        return img
+    if have == 1 and channels == 3:
+        return tf.tile(img, [1] * (img.shape.rank - 1) + [3])
+    if have == 3 and channels == 1:
+        return tf.reduce_sum(img * tf.constant(LUMA, img.dtype), axis=-1, keepdims=True)
+    raise ValueError(f"cannot convert {have} channels to {channels}")
+
+
+def channel_stats(values, channels: int) -> tf.Tensor:
+    """Per-channel mean/std for ``channels``: scalars broadcast; RGB stats → grey by luma."""
+    v = tf.reshape(tf.constant(values, tf.float32), [-1])
+    n = v.shape[0]
+    if n in (1, channels):
+        return v
+    if n == 3 and channels == 1:
+        return tf.reduce_sum(v * tf.constant(LUMA, tf.float32), keepdims=True)
+    raise ValueError(f"{n} mean/std values for {channels} channels")
+
+
+def normalize(img: tf.Tensor, mean, std) -> tf.Tensor:
+    """``(img − mean) / std`` per channel (mean/std of [0, 1] pixels)."""
+    channels = img.shape[-1]
+    return (img - channel_stats(mean, channels)) / channel_stats(std, channels)
+
+
+def ten_crop(img: tf.Tensor, size: int) -> tf.Tensor:
+    """AlexNet 10-crop: the four corner and the central ``size`` crops, then each flipped:
+    ``(10, size, size, C)`` in the order TL, TR, BL, BR, centre, then the same flipped."""
+    shape = tf.shape(img)
+    h, w = shape[0], shape[1]
+    crops = [crop(img, 0, 0, size, size), crop(img, 0, w - size, size, size),
+             crop(img, h - size, 0, size, size), crop(img, h - size, w - size, size, size),
+             center_crop(img, size)]
+    crops = tf.stack(crops)
+    return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
