@@ -1,0 +1,127 @@
+"""AlexNet: torchvision's single-tower variant and the 2012 paper's two-GPU network.
+
+Paper: Krizhevsky, Sutskever & Hinton, "ImageNet Classification with Deep Convolutional
+Neural Networks", NeurIPS 2012 — Sec. 3.3 (local response normalisation), Sec. 3.4
+(overlapping 3×3/2 max pooling), Sec. 3.5 and Fig. 2 (layer configuration), Sec. 4.2
+(dropout 0.5 in the first two FC layers), Table 2 (1 CNN: 40.7 % top-1 error).
+
+* ``alexnet`` is torchvision's architecture exactly ("One weird trick", Krizhevsky 2014:
+  64-192-384-256-256 kernels, no LRN, no groups, adaptive 6×6 average pool); module names
+  are torchvision's ``features.N`` / ``classifier.N`` so weights convert 1:1.
+* ``alexnet_paper`` is the paper's network: 96-256-384-384-256 kernels of 11/5/3/3/3,
+  conv1 stride 4, LRN (k=2, n=5, α=1e-4, β=0.75, α not divided by n) after the ReLUs of
+  conv1 and conv2, overlapping max pooling after both LRNs and after conv5, conv2/conv4/
+  conv5 split into the two GPU halves (``feature_group_count=2``: each kernel sees only the
+  48/192/192 maps on its own GPU), conv3 and the FC layers fully connected.
+
+224 vs 227: the paper says the input is 224×224×3 and conv1 (11×11, stride 4) yields
+55×55×96, which needs a 227 input without padding ((227−11)/4+1 = 55). We keep the 224
+input and pad conv1 by 2 on each side: ⌊(224+4−11)/4⌋+1 = 55 (the last 1 padded row and
+column are never covered by a window, as in torchvision). The rest of the map sizes then
+follow the paper: 55 → 27 → 27 → 13 → 13 → 13 → 6.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from flaxnets import layers
+from flaxnets.registry import register_model
+
+PAPER = "ImageNet Classification with Deep Convolutional Neural Networks"
+
+
+class AlexNet(nn.Module):
+    """torchvision's AlexNet (64-192-384-256-256, adaptive 6×6 pool, dropout 0.5)."""
+
+    num_classes: int = 1000
+    dropout: float = 0.5
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        conv = layers.make_conv(self.dtype, use_bias=True)
+        dense = layers.make_dense(self.dtype)
+        x = x.astype(self.dtype)
+        x = nn.relu(conv(64, (11, 11), strides=(4, 4), padding=layers.pad2d(2), name="features.0")(x))
+        x = layers.max_pool(x, 3, 2)
+        x = nn.relu(conv(192, (5, 5), padding=layers.pad2d(2), name="features.3")(x))
+        x = layers.max_pool(x, 3, 2)
+        x = nn.relu(conv(384, (3, 3), padding=layers.pad2d(1), name="features.6")(x))
+        x = nn.relu(conv(256, (3, 3), padding=layers.pad2d(1), name="features.8")(x))
+        x = nn.relu(conv(256, (3, 3), padding=layers.pad2d(1), name="features.10")(x))
+        x = layers.max_pool(x, 3, 2)
+        x = layers.flatten_nchw(layers.adaptive_avg_pool(x, 6))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = nn.relu(dense(4096, name="classifier.1")(x))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = nn.relu(dense(4096, name="classifier.4")(x))
+        x = dense(self.num_classes, name="classifier.6")(x)
+        return x.astype(jnp.float32)
+
+
+class AlexNetPaper(nn.Module):
+    """The 2012 paper's AlexNet (Fig. 2): LRN, overlapping pooling, two-group convs.
+
+    Accepts inputs whose conv5 pooling gives 6×6 (223…254 square; 224 by default), since
+    FC6 has the paper's fixed 6·6·256 inputs.
+    """
+
+    num_classes: int = 1000
+    dropout: float = 0.5
+    groups: int = 2  # the two GPU halves of conv2, conv4, conv5
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        conv = layers.make_conv(self.dtype, use_bias=True)
+        dense = layers.make_dense(self.dtype)
+        lrn = functools.partial(layers.LocalResponseNorm, size=5, alpha=1e-4, beta=0.75, k=2.0,
+                                alpha_over_size=False)
+        g = self.groups
+        x = x.astype(self.dtype)
+        x = nn.relu(conv(96, (11, 11), strides=(4, 4), padding=layers.pad2d(2), name="conv1")(x))
+        x = layers.max_pool(lrn(name="norm1")(x), 3, 2)
+        x = nn.relu(conv(256, (5, 5), padding=layers.pad2d(2), feature_group_count=g, name="conv2")(x))
+        x = layers.max_pool(lrn(name="norm2")(x), 3, 2)
+        x = nn.relu(conv(384, (3, 3), padding=layers.pad2d(1), name="conv3")(x))
+        x = nn.relu(conv(384, (3, 3), padding=layers.pad2d(1), feature_group_count=g, name="conv4")(x))
+        x = nn.relu(conv(256, (3, 3), padding=layers.pad2d(1), feature_group_count=g, name="conv5")(x))
+        x = layers.max_pool(x, 3, 2)
+        if x.shape[1:3] != (6, 6):
+            raise ValueError(f"alexnet_paper needs a 6×6 conv5 pool (input 223–254), got {x.shape[1:3]}")
+        x = layers.flatten_nchw(x)
+        x = nn.relu(dense(4096, name="fc6")(x))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = nn.relu(dense(4096, name="fc7")(x))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = dense(self.num_classes, name="fc8")(x)
+        return x.astype(jnp.float32)
+
+
+register_model(
+    "alexnet", AlexNet, family="alexnet", paper=PAPER, year=2012,
+    table="torchvision variant (One weird trick, 2014); paper Fig. 2",
+    min_size=63, top1=None, params=61_100_840, twin="torchvision:alexnet",
+    notes="torchvision's single-GPU AlexNet (64-192-384-256-256, no LRN); not the 2012 paper's.",
+)
+
+# conv1 11·11·3·96+96 = 34,944; conv2 5·5·48·256+256 = 307,456; conv3 3·3·256·384+384 =
+# 885,120; conv4 3·3·192·384+384 = 663,936; conv5 3·3·192·256+256 = 442,624; fc6
+# 9216·4096+4096 = 37,752,832; fc7 4096·4096+4096 = 16,781,312; fc8 4096·1000+1000 =
+# 4,097,000 → 60,965,224 ("60 million parameters", Sec. 4). Re-derived in tests/test_classic.py.
+ALEXNET_PAPER_PARAMS = 60_965_224
+
+register_model(
+    "alexnet_paper", AlexNetPaper, family="alexnet", paper=PAPER, year=2012,
+    table="Sec. 3.5, Fig. 2", min_size=223,
+    top1=59.3,  # Table 2: 1 CNN, top-1 error 40.7 %
+    params=ALEXNET_PAPER_PARAMS,
+    notes="224 input with conv1 padding 2 (→ 55×55×96); conv2/4/5 grouped ×2 as the two GPUs; "
+          "LRN with the paper's α (not α/n).",
+)

@@ -1,0 +1,65 @@
+"""Recipes of the classic families: LeNet-5, AlexNet, ZFNet, VGG, Network in Network.
+
+LeNet-5 (LeCun et al. 1998, Sec. II.C/III.C and Appendix C): 20 passes over MNIST, one
+sample at a time, stochastic diagonal Levenberg-Marquardt with global rate η = 5e-4 for 2
+passes, 2e-4 for 3, 1e-4 for 3, 5e-5 for 4, 1e-5 after (μ = 0.02); no weight decay, no
+distortions for the 0.95 % test error (0.8 % with distortions). Here: plain SGD with the
+paper's η and epochs; the step factor 0.5 at epochs 2/5/8/12 approximates the paper's
+0.4/0.5/0.5/0.2 steps. The paper's per-parameter η/(μ + h_kk) scaling is not reproduced,
+so plain SGD at these rates learns more slowly than SDLM. Digits are never flipped.
+
+AlexNet (Krizhevsky et al. 2012, Sec. 3.4, 4.1, 5): SGD batch 128, momentum 0.9, weight
+decay 5e-4, lr 0.01 divided by 10 when the validation error stopped improving (3 times,
+≈ 90 epochs; here steps at 30/60/80), images resized to 256 and random 224 crops + flips,
+PCA lighting σ = 0.1, test on 10 crops (corners + centre, flipped). Reported (1 CNN,
+Table 2): top-1 error 40.7 %, top-5 18.2 %.
+
+ZFNet (Zeiler & Fergus 2014, Sec. 3): SGD batch 128, lr 0.01, momentum 0.9, lr annealed
+manually on plateaus, dropout 0.5 on FC6/7, 70 epochs, shorter side 256 → 224 crops +
+flips (10 sub-crops). Weight decay is not stated; AlexNet's 5e-4 is used. Reported
+(1 convnet as per Fig. 3, Table 2): top-1 error 38.4 %, top-5 16.5 %.
+
+VGG (Simonyan & Zisserman 2015, Sec. 3.1/3.2): SGD batch 256, momentum 0.9, weight decay
+5e-4, dropout 0.5 on FC6/7, lr 0.01 divided by 10 when validation accuracy stopped
+improving (3 times), 370K iterations = 74 epochs (steps here at 50 %/75 %/90 %), scale
+jittering S ∈ [256, 512] with 224 crops + flips, evaluation at Q ∈ {256, 384, 512} with
+dense (fully-convolutional) evaluation. Reported (Table 3, single scale, D / E):
+top-1 error 25.6 % / 25.5 %, top-5 8.1 % / 8.0 %; multi-scale (Table 4) 24.8 % / 24.8 %.
+
+Network in Network (Lin et al. 2014, Sec. 4.1): batch 128, learning rate lowered by 10
+when training accuracy stops improving, twice (final rate 1 % of the initial); initial
+weights, learning rate and weight decay "following Krizhevsky" (not given numerically:
+0.1 on CIFAR / 0.01 on ImageNet and wd 5e-4 are assumptions, steps at 60 %/85 %).
+CIFAR-10 without augmentation (GCN + ZCA in the paper): 10.41 % test error (Table 1).
+The paper reports no ImageNet result; ``nin`` follows the authors' ImageNet model with
+AlexNet-style training (batch 128, 224 crops + flips).
+"""
+
+RECIPES = {
+    "lenet5": dict(optimizer="sgd", learning_rate=5e-4, lr_batch_denom=0, batch_size=1, momentum=0.0,
+                   weight_decay=0.0, num_epochs=20.0, schedule="step",
+                   step_epochs=(2.0, 5.0, 8.0, 12.0), step_factor=0.5, image_size=32,
+                   train_crop="center", random_flip=False, eval_modes=("center",)),
+    "alexnet*": dict(optimizer="sgd", learning_rate=0.01, lr_batch_denom=128, batch_size=128,
+                     momentum=0.9, weight_decay=5e-4, decay_bn_and_bias=False, num_epochs=90.0,
+                     schedule="step", step_epochs=(30.0, 60.0, 80.0), step_factor=0.1,
+                     train_crop="scale_jitter", scale_jitter_range=(256, 256), random_flip=True,
+                     pca_lighting=0.1, eval_modes=("center", "10crop")),
+    "zfnet": dict(optimizer="sgd", learning_rate=0.01, lr_batch_denom=128, batch_size=128,
+                  momentum=0.9, weight_decay=5e-4, num_epochs=70.0, schedule="step",
+                  step_epochs=(30.0, 50.0, 65.0), step_factor=0.1, train_crop="scale_jitter",
+                  scale_jitter_range=(256, 256), random_flip=True, eval_modes=("center", "10crop")),
+    "vgg*": dict(optimizer="sgd", learning_rate=0.01, lr_batch_denom=256, batch_size=256,
+                 momentum=0.9, weight_decay=5e-4, num_epochs=74.0, schedule="step",
+                 step_epochs=(0.5, 0.75, 0.9), step_factor=0.1, train_crop="scale_jitter",
+                 scale_jitter_range=(256, 512), random_flip=True, multiscale_sizes=(256, 384, 512),
+                 eval_modes=("center", "multiscale", "dense")),
+    "nin_cifar10": dict(optimizer="sgd", learning_rate=0.1, lr_batch_denom=128, batch_size=128,
+                        momentum=0.9, weight_decay=5e-4, schedule="step", step_epochs=(0.6, 0.85),
+                        step_factor=0.1, train_crop="center", random_flip=False,
+                        eval_modes=("center",)),
+    "nin": dict(optimizer="sgd", learning_rate=0.01, lr_batch_denom=128, batch_size=128,
+                momentum=0.9, weight_decay=5e-4, num_epochs=90.0, schedule="step",
+                step_epochs=(0.6, 0.85), step_factor=0.1, train_crop="scale_jitter",
+                scale_jitter_range=(256, 256), random_flip=True, eval_modes=("center",)),
+}
