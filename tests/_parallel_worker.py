@@ -1,0 +1,46 @@
+"""Subprocess worker for tests/test_parallel.py: a few train steps in one parallel mode.
+
+Usage: python _parallel_worker.py MODE NDEV OUT.npz (MODE: jit | pmap). XLA_FLAGS must give
+the host platform at least NDEV devices. Writes the per-step losses and final params.
+"""
+
+import sys
+
+import jax
+import numpy as np
+from flax import traverse_util
+
+import flaxnets
+from train import optim, parallel, steps
+from train.configs.default import get_config
+
+
+def main(mode: str, ndev: int, out: str) -> None:
+    cfg = get_config()
+    cfg.batch_size = 16
+    cfg.learning_rate = 0.05
+    model = flaxnets.create_model("resnet20", num_classes=10)
+    rng = np.random.default_rng(0)
+    shape = (8, 8, 3)
+    variables = jax.jit(lambda: model.init(jax.random.PRNGKey(0), np.zeros((1, *shape), np.float32)))()
+    tx, _ = optim.make_optimizer(cfg, variables["params"], steps_per_epoch=10, total_steps=100)
+    state = steps.init_state(model, tx, shape, seed=0)
+    par = parallel.Parallel(mode, devices=jax.devices()[:ndev] if mode == "jit" else None)
+    assert par.num_devices == ndev, (par.num_devices, ndev)
+    state = par.put_state(state)
+    step = par.train_step(num_classes=10)
+    losses = []
+    key = jax.random.PRNGKey(0)
+    for _ in range(4):
+        batch = {"image": rng.standard_normal((16, *shape)).astype(np.float32),
+                 "label": rng.integers(0, 10, 16).astype(np.int32)}
+        state, metrics = step(state, par.put_batch(batch), key)
+        losses.append(par.scalars(metrics)["loss"])
+    host = par.host_state(state)
+    flat = {"/".join(k): v for k, v in traverse_util.flatten_dict(
+        {"params": host.params, "batch_stats": host.batch_stats}).items()}
+    np.savez(out, losses=np.asarray(losses), **flat)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), sys.argv[3])
