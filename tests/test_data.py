@@ -176,6 +176,24 @@ def test_random_resized_crop_varies():
         assert 0.08 * 0.7 <= area <= 1.0 + 1e-6
 
 
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_decode_random_resized_crop_matches_full_decode(fmt):
+    """The JPEG path decodes only the window: same window and (up to JPEG chroma upsampling at
+    the border) pixels as decode-then-crop."""
+    img = (np.random.default_rng(1).random((45, 70, 3)) * 255).astype(np.uint8)
+    encoded = (tf.io.encode_jpeg(img, quality=90) if fmt == "jpeg" else tf.io.encode_png(img))
+    for i in range(4):
+        fast = pp.decode_random_resized_crop(encoded, 3, 16, _seed(i), (0.1, 0.6)).numpy()
+        slow = pp.random_resized_crop(pp.decode(encoded, 3), 16, _seed(i), (0.1, 0.6)).numpy()
+        assert fast.shape == (16, 16, 3)
+        if fmt == "png":
+            np.testing.assert_allclose(fast, slow, atol=1e-6)
+        else:  # libjpeg's chroma upsampling differs slightly at the window's border
+            assert np.abs(fast - slow).mean() < 0.005 and np.abs(fast - slow).max() < 0.15
+    a = pp.decode_random_resized_crop(encoded, 3, 16, _seed(0), (0.1, 0.6)).numpy()
+    assert not np.allclose(a, pp.decode_random_resized_crop(encoded, 3, 16, _seed(1), (0.1, 0.6)).numpy())
+
+
 def test_scale_jitter_shorter_side_within_range():
     img = _ramp_image(40, 60)  # shorter side 40 (height)
     sides = []

@@ -94,15 +94,17 @@ def train_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channel
         key = tf.random.experimental.stateless_fold_in(base_key, epoch)
         key = tf.random.experimental.stateless_fold_in(key, index)
         k_crop, k_flip, k_light, k_color = pp.split_seed(key, 4)
-        img = pp.convert_channels(pp.decode(ex["image"], info.channels), channels)
         if crop_mode == "random_resized":
-            img = pp.random_resized_crop(img, image_size, k_crop, area, ratio)
-        elif crop_mode == "scale_jitter":
-            img = pp.scale_jitter_crop(img, image_size, k_crop, smin, smax)
-        elif crop_mode == "pad_crop":
-            img = pp.pad_crop(pp.resize_center_crop(img, image_size, 1.0), padding, k_crop)
+            img = pp.decode_random_resized_crop(ex["image"], info.channels, image_size, k_crop, area, ratio)
         else:
-            img = pp.resize_center_crop(img, image_size, centre_ratio)
+            img = pp.decode(ex["image"], info.channels)
+            if crop_mode == "scale_jitter":
+                img = pp.scale_jitter_crop(img, image_size, k_crop, smin, smax)
+            elif crop_mode == "pad_crop":
+                img = pp.pad_crop(pp.resize_center_crop(img, image_size, 1.0), padding, k_crop)
+            else:
+                img = pp.resize_center_crop(img, image_size, centre_ratio)
+        img = pp.convert_channels(img, channels)  # pointwise: commutes with crops and resizes
         if flip:
             img = pp.random_flip(img, k_flip)
         if lighting > 0 and channels == 3:

@@ -69,6 +69,15 @@ def resize_center_crop(img: tf.Tensor, size: int, crop_ratio: float = 1.0) -> tf
     return center_crop(resize_shorter(img, side), size)
 
 
+def _sample_window(shape: tf.Tensor, seed: tf.Tensor, area_range: Sequence[float],
+                   aspect_ratio_range: Sequence[float], max_attempts: int) -> tuple[tf.Tensor, tf.Tensor]:
+    begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
+        min_object_covered=0.0, aspect_ratio_range=tuple(aspect_ratio_range),
+        area_range=tuple(area_range), max_attempts=max_attempts, use_image_if_no_bounding_boxes=True)
+    return begin, extent
+
+
 def random_resized_crop(img: tf.Tensor, size: int, seed: tf.Tensor,
                         area_range: Sequence[float] = (0.08, 1.0),
                         aspect_ratio_range: Sequence[float] = (3 / 4, 4 / 3),
@@ -76,12 +85,33 @@ def random_resized_crop(img: tf.Tensor, size: int, seed: tf.Tensor,
     """Inception-style crop: a window with area fraction in ``area_range`` and aspect
     ratio in ``aspect_ratio_range`` (whole image after ``max_attempts`` failures), resized to
     ``size``×``size``."""
-    begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(img), bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
-        min_object_covered=0.0, aspect_ratio_range=tuple(aspect_ratio_range),
-        area_range=tuple(area_range), max_attempts=max_attempts, use_image_if_no_bounding_boxes=True)
+    begin, extent = _sample_window(tf.shape(img), seed, area_range, aspect_ratio_range, max_attempts)
     window = crop(img, begin[0], begin[1], extent[0], extent[1])
     return resize(window, size, size)
+
+
+def decode_random_resized_crop(encoded: tf.Tensor, channels: int, size: int, seed: tf.Tensor,
+                               area_range: Sequence[float] = (0.08, 1.0),
+                               aspect_ratio_range: Sequence[float] = (3 / 4, 4 / 3),
+                               max_attempts: int = 10) -> tf.Tensor:
+    """:func:`decode` then :func:`random_resized_crop`, decoding only the window for JPEGs
+    (same window, same pixels; much cheaper for ImageNet-sized photos)."""
+
+    def jpeg():
+        shape = tf.image.extract_jpeg_shape(encoded)
+        begin, extent = _sample_window(shape, seed, area_range, aspect_ratio_range, max_attempts)
+        window = tf.image.decode_and_crop_jpeg(encoded, tf.stack([begin[0], begin[1], extent[0], extent[1]]),
+                                               channels=channels)
+        window.set_shape([None, None, channels])
+        return resize(tf.image.convert_image_dtype(window, tf.float32), size, size)
+
+    def other():
+        return random_resized_crop(decode(encoded, channels), size, seed, area_range, aspect_ratio_range,
+                                   max_attempts)
+
+    out = tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
+    out.set_shape([size, size, channels])
+    return out
 
 
 def random_crop(img: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
