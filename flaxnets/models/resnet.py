@@ -45,6 +45,7 @@ class Shortcut(nn.Module):
     option: str
     conv: ModuleDef
     norm: ModuleDef
+    kernel_size: int = 1  # of a strided projection (timm's ``down_kernel_size``, SENet-154: 3)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -58,8 +59,9 @@ class Shortcut(nn.Module):
             return x
         if self.option == "C" or changes:
             # torchvision's ``downsample`` Sequential: ``.0`` conv, ``.1`` BN.
-            x = self.conv(self.features, (1, 1), strides=(self.strides,) * 2, padding="VALID",
-                          name="0")(x)
+            k = self.kernel_size if self.strides != 1 else 1
+            x = self.conv(self.features, (k, k), strides=(self.strides,) * 2,
+                          padding=((k // 2, k // 2),) * 2, name="0")(x)
             return self.norm(name="1")(x)
         return x
 
@@ -78,17 +80,24 @@ class BasicBlock(nn.Module):
     groups: int = 1  # unused; the table API is shared with Bottleneck
     base_width: int = 64
     stride_in_1x1: bool = False
+    attn: ModuleDef | None = None  # attn(channels, name=) before the residual add (SE)
+    reduce_first: int = 1  # width of the first conv ÷ this (timm's ``reduce_first``)
+    down_kernel_size: int = 1
     expansion = 1
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
         s = (self.strides,) * 2
-        y = self.conv(self.planes, (3, 3), strides=s, padding=((1, 1), (1, 1)), name="conv1")(x)
+        y = self.conv(self.planes // self.reduce_first, (3, 3), strides=s, padding=((1, 1), (1, 1)),
+                      name="conv1")(x)
         y = self.act(self.norm(name="bn1")(y))
         y = self.conv(self.planes, (3, 3), padding=((1, 1), (1, 1)), name="conv2")(y)
         y = self.norm(name="bn2", scale_init=_last_scale_init(self.zero_init_last))(y)
+        if self.attn is not None:
+            y = self.attn(self.planes, name="se")(y)
         y = layers.DropPath(self.drop_path)(y, deterministic=not train)
-        sc = Shortcut(self.planes, self.strides, self.shortcut, self.conv, self.norm, name="downsample")(x)
+        sc = Shortcut(self.planes, self.strides, self.shortcut, self.conv, self.norm,
+                      self.down_kernel_size, name="downsample")(x)
         return self.act(y + sc)
 
 
@@ -106,22 +115,27 @@ class Bottleneck(nn.Module):
     groups: int = 1
     base_width: int = 64
     stride_in_1x1: bool = False
+    attn: ModuleDef | None = None  # attn(channels, name=) before the residual add (SE)
+    reduce_first: int = 1  # width of the first 1×1 conv ÷ this (SENet-154: 2)
+    down_kernel_size: int = 1
     expansion = 4
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
         width = int(self.planes * (self.base_width / 64.0)) * self.groups
         s1, s3 = ((self.strides,) * 2, (1, 1)) if self.stride_in_1x1 else ((1, 1), (self.strides,) * 2)
-        y = self.conv(width, (1, 1), strides=s1, padding="VALID", name="conv1")(x)
+        y = self.conv(width // self.reduce_first, (1, 1), strides=s1, padding="VALID", name="conv1")(x)
         y = self.act(self.norm(name="bn1")(y))
         y = self.conv(width, (3, 3), strides=s3, padding=((1, 1), (1, 1)),
                       feature_group_count=self.groups, name="conv2")(y)
         y = self.act(self.norm(name="bn2")(y))
         y = self.conv(self.planes * 4, (1, 1), padding="VALID", name="conv3")(y)
         y = self.norm(name="bn3", scale_init=_last_scale_init(self.zero_init_last))(y)
+        if self.attn is not None:
+            y = self.attn(self.planes * 4, name="se")(y)
         y = layers.DropPath(self.drop_path)(y, deterministic=not train)
         sc = Shortcut(self.planes * 4, self.strides, self.shortcut, self.conv, self.norm,
-                      name="downsample")(x)
+                      self.down_kernel_size, name="downsample")(x)
         return self.act(y + sc)
 
 
@@ -142,6 +156,13 @@ class ResNet(nn.Module):
       stride_in_1x1: paper v1 bottleneck (stride on the first 1×1) instead of v1.5.
       zero_init_last: zero-init the last BN scale of each block.
       drop_path_rate: stochastic depth, 1 - p_L for the last block (0 disables).
+      attn: channel attention inside every block, ``attn(channels, name=, dtype=)`` → module
+        applied before the residual add (SE-ResNet, Hu et al. 2018); ``None`` disables.
+      reduce_first, down_kernel_size: first-conv width divisor and kernel of strided
+        projections (SENet-154: 2 and 3; timm's names).
+      stem_width: ``stem="deep"`` (SENet-154, timm): three 3×3 convs of stem_width,
+        stem_width, 2·stem_width channels instead of the 7×7 conv.
+      drop_rate: dropout before the classifier (SENet-154 in the paper: 0.2).
     """
 
     stage_sizes: Sequence[int]
@@ -157,6 +178,11 @@ class ResNet(nn.Module):
     drop_path_rate: float = 0.0
     act: Callable = nn.relu
     dtype: Any = jnp.float32
+    attn: ModuleDef | None = None
+    reduce_first: int = 1
+    down_kernel_size: int = 1
+    stem_width: int = 64
+    drop_rate: float = 0.0
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -167,10 +193,23 @@ class ResNet(nn.Module):
             x = conv(self.widths[0], (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), name="conv1")(x)
             x = self.act(norm(name="bn1")(x))
             x = layers.max_pool(x, 3, 2, padding=1)
+        elif self.stem == "deep":  # timm's ``conv1`` Sequential: conv-bn-relu ×2, conv; then bn1
+            w = self.stem_width
+            for i, ch in enumerate((w, w, 2 * w)):
+                x = conv(ch, (3, 3), strides=(2, 2) if i == 0 else (1, 1), padding=((1, 1), (1, 1)),
+                         name=f"conv1.{3 * i}")(x)
+                if i < 2:
+                    x = self.act(norm(name=f"conv1.{3 * i + 1}")(x))
+            x = self.act(norm(name="bn1")(x))
+            x = layers.max_pool(x, 3, 2, padding=1)
         else:  # CIFAR (Sec. 4.2): one 3×3 conv, no pooling
             x = conv(self.widths[0], (3, 3), padding=((1, 1), (1, 1)), name="conv1")(x)
             x = self.act(norm(name="bn1")(x))
         rates = layers.linear_drop_path_rates(sum(self.stage_sizes), self.drop_path_rate)
+        extra = {k: v for k, v, default in (
+            ("attn", self.attn and functools.partial(self.attn, dtype=self.dtype), None),
+            ("reduce_first", self.reduce_first, 1), ("down_kernel_size", self.down_kernel_size, 1),
+        ) if v != default}  # only hooks in use, so blocks without these fields still work
         idx = 0
         for i, (n, planes) in enumerate(zip(self.stage_sizes, self.widths, strict=True)):
             for j in range(n):
@@ -178,10 +217,11 @@ class ResNet(nn.Module):
                     planes, strides=2 if (i > 0 and j == 0) else 1, conv=conv, norm=norm, act=self.act,
                     shortcut=self.shortcut, zero_init_last=self.zero_init_last, drop_path=rates[idx],
                     groups=self.groups, base_width=self.base_width, stride_in_1x1=self.stride_in_1x1,
-                    name=f"layer{i + 1}.{j}",
+                    name=f"layer{i + 1}.{j}", **extra,
                 )(x, train)
                 idx += 1
         x = layers.global_avg_pool(x)
+        x = nn.Dropout(self.drop_rate, deterministic=not train)(x)
         x = layers.make_dense(self.dtype)(self.num_classes, name="fc")(x)
         return x.astype(jnp.float32)
 
