@@ -49,3 +49,13 @@ def test_create_model_overrides_and_dtype() -> None:
 def test_duplicate_registration_is_refused() -> None:
     with pytest.raises(ValueError, match="registered twice"):
         register_model("resnet18", lambda **kw: None, family="x", paper="x", year=2000)
+
+
+def test_cli_table_and_bad_name(capsys) -> None:
+    from flaxnets.__main__ import main
+
+    assert main(["resnet1*"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18" in out and "11,689,512" in out and "resnet50" not in out
+    assert main(["--summary", "resnet5"]) == 2
+    assert "did you mean" in capsys.readouterr().err
