@@ -65,6 +65,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval_modes = ("center",)  # at the end: any of "center", "10crop", "multiscale", "dense"
     c.multiscale_sizes = ()  # VGG Q ∈ {S−32, S, S+32}; () → derived from image_size
     c.shuffle_buffer = 10_000
+    c.eval_batch_size = ml_collections.FieldReference(None, field_type=int)  # None → batch_size
 
     # Parallelism and precision.
     c.parallel = "jit"  # "jit" (mesh, data axis) | "pmap"
@@ -76,4 +77,5 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval_every_epochs = 1
     c.checkpoint_every_steps = 1000
     c.keep_checkpoints = 3
+    c.tensorboard = True  # TensorBoard scalars in workdir/tensorboard (plus workdir/metrics.jsonl)
     return c

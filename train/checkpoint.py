@@ -1,0 +1,108 @@
+"""Checkpoints: an orbax ``CheckpointManager`` in ``workdir/checkpoints``.
+
+Each checkpoint holds the train state (params, BatchNorm statistics, optimiser state,
+step) and JSON metadata (arch, dataset, config). Saving is asynchronous; every process
+calls :meth:`Checkpointer.save`/:meth:`restore` (orbax coordinates multi-host writes).
+Restoring falls back to the previous checkpoint, with a warning, when the latest one is
+unreadable, and refuses a checkpoint written for another arch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import serialization
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint exists but cannot be used (other arch, or every copy unreadable)."""
+
+
+class Checkpointer:
+    """Save/restore the training state under ``workdir/checkpoints``."""
+
+    def __init__(self, workdir: str, keep: int = 3, asynchronous: bool = True):
+        self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+        options = ocp.CheckpointManagerOptions(max_to_keep=max(int(keep), 1),
+                                               enable_async_checkpointing=asynchronous,
+                                               create=True)
+        self.manager = ocp.CheckpointManager(self.directory, options=options,
+                                             item_names=("state", "meta"))
+
+    def steps(self) -> list[int]:
+        """Saved steps, oldest first."""
+        return sorted(self.manager.all_steps())
+
+    def save(self, step: int, host_state: Any, meta: dict, force: bool = False) -> bool:
+        """Start saving ``host_state`` (a TrainState) at ``step``; returns whether it saved."""
+        tree = serialization.to_state_dict(host_state)
+        return self.manager.save(int(step), args=ocp.args.Composite(
+            state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(dict(meta))), force=force)
+
+    def wait(self) -> None:
+        """Block until pending asynchronous saves are on disk."""
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        """Finish pending saves and release the manager."""
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+    def read_meta(self, step: int) -> dict:
+        """The JSON metadata stored with checkpoint ``step``."""
+        out = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        return dict(out["meta"])
+
+    def restore(self, host_state: Any, arch: str) -> tuple[Any, dict] | None:
+        """Latest readable checkpoint restored into ``host_state``'s structure, or None.
+
+        Raises :class:`CheckpointError` if the checkpoint was written for another arch or
+        if no saved checkpoint can be read.
+        """
+        saved = self.steps()
+        if not saved:
+            return None
+        target = jax.tree_util.tree_map(np.asarray, serialization.to_state_dict(host_state))
+        errors = []
+        for step in reversed(saved):
+            try:
+                meta = self.read_meta(step)
+            except Exception as e:  # noqa: BLE001 - any unreadable metadata → try older
+                errors.append(f"step {step}: {type(e).__name__}: {e}")
+                log.warning("checkpoint at step %d unreadable (%s); trying the previous one", step, e)
+                continue
+            if meta.get("arch") != arch:
+                raise CheckpointError(
+                    f"workdir {os.path.dirname(self.directory)} holds a checkpoint of arch "
+                    f"{meta.get('arch')!r}, not {arch!r}; use another --workdir")
+            try:
+                restored = self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(target)))["state"]
+                _check_finite_structure(target, restored)
+            except Exception as e:  # noqa: BLE001 - corrupt data → fall back to an older one
+                errors.append(f"step {step}: {type(e).__name__}: {str(e)[:200]}")
+                log.warning("checkpoint at step %d is corrupt (%s); falling back to the previous one",
+                            step, str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+                continue
+            for bad in saved[saved.index(step) + 1:]:  # drop unreadable newer ones so saving resumes
+                self.manager.delete(bad)
+            return serialization.from_state_dict(host_state, restored), meta
+        raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
+
+
+def _check_finite_structure(target: Any, restored: Any) -> None:
+    """Raise if the restored tree differs in structure/shapes from the target."""
+    t_leaves, t_def = jax.tree_util.tree_flatten(target)
+    r_leaves, r_def = jax.tree_util.tree_flatten(restored)
+    if t_def != r_def:
+        raise ValueError("checkpoint structure differs from the model's state")
+    for a, b in zip(t_leaves, r_leaves, strict=True):
+        if np.shape(a) != np.shape(b):
+            raise ValueError(f"checkpoint shape {np.shape(b)} != expected {np.shape(a)}")

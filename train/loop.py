@@ -1,0 +1,342 @@
+"""The training loop: ``train_and_evaluate(config, workdir) -> final metrics``.
+
+Importable from notebooks::
+
+    from train.configs.default import get_config
+    from train.loop import train_and_evaluate
+    cfg = get_config(); cfg.arch = "resnet20"; cfg.max_steps = 100
+    metrics = train_and_evaluate(cfg, "/tmp/run")
+
+The arch's paper recipe is applied on top of ``config`` (unless ``config.recipe`` is
+False) except for the fields named in ``explicit`` (the command line's overrides); the
+dataset fills in what the config leaves ``None``. A rerun with the same ``workdir``
+resumes from its latest checkpoint, data position included.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+import flaxnets
+from train import checkpoint as ckpt_lib
+from train import optim, parallel, progress, steps
+
+NO_FLIP_DATASETS = ("digits", "mnist")  # horizontal flips change the class
+SMALL_DATASET_SIDE = 64  # datasets with native images up to this side are "small" (digits/mnist/cifar)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, bad setup); the message is one line."""
+
+
+class Preempted(RuntimeError):
+    """SIGTERM received: a checkpoint was saved; rerun with the same workdir to resume."""
+
+
+def apply_recipe(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()) -> ml_collections.ConfigDict:
+    """``config`` with the arch's recipe applied, except for the ``explicit`` fields."""
+    from train.configs.recipes import recipe_for
+
+    config = ml_collections.ConfigDict(config.to_dict())
+    if not config.recipe:
+        return config
+    explicit = set(explicit)
+    for field, value in recipe_for(config.arch).items():
+        if field in explicit:
+            continue
+        if field not in config:
+            raise TrainingError(f"recipe for {config.arch!r} sets unknown config field {field!r}")
+        setattr(config, field, value)
+    return config
+
+
+def resolve_image_size(config: Any, arch: str, info: Any) -> int:
+    """Training resolution: the config's, the model's own for ImageNet-like data, or a
+    small size ≥ ``min_size`` for small-image datasets."""
+    if config.image_size:
+        return int(config.image_size)
+    mi = flaxnets.model_info(arch)
+    if info.image_size <= SMALL_DATASET_SIDE:
+        native = mi.input_size[0]
+        return native if native <= SMALL_DATASET_SIDE else max(32, mi.min_size)
+    return mi.input_size[0]
+
+
+def compute_dtype(name: str) -> Any:
+    """``"auto"`` → bfloat16 on gpu/tpu, float32 on cpu; else the named dtype."""
+    if name == "auto":
+        return jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
+    return {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}[name]
+
+
+class _SigtermFlag:
+    """Records SIGTERM (preemption notice) instead of dying; restores the old handler."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._old = None
+
+    def __enter__(self) -> _SigtermFlag:
+        try:
+            self._old = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread (e.g. notebooks' worker threads)
+            self._old = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
+
+
+def _eval_supported(model: Any, variables: Any, size: int, channels: int) -> str | None:
+    """None if the model runs at size×size, else the reason."""
+    try:
+        jax.eval_shape(lambda v: model.apply(v, jnp.zeros((1, size, size, channels)), train=False), variables)
+    except Exception as e:  # noqa: BLE001 - any trace failure means unsupported
+        return str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+    return None
+
+
+def evaluate(par: parallel.Parallel, step_fn: Any, state: Any, batches: Iterable[dict]) -> dict:
+    """Top-1/top-5 (%) and loss over one pass of ``batches`` (padding masked out)."""
+    totals = None
+    for batch in batches:
+        out = step_fn(state, par.put_batch(batch))
+        totals = out if totals is None else jax.tree_util.tree_map(jnp.add, totals, out)
+    if totals is None:
+        return {}
+    t = par.scalars(totals)
+    n = max(t["count"], 1.0)
+    return {"top1": 100.0 * t["top1"] / n, "top5": 100.0 * t["top5"] / n, "loss": t["loss"] / n,
+            "count": t["count"]}
+
+
+def _averaged_probs_eval(par: parallel.Parallel, probs_fn: Any, state: Any,
+                         passes: list[Iterable[dict]]) -> dict:
+    """Average softmax over several passes of the same examples (multi-scale testing)."""
+    acc, labels, mask = None, [], []
+    for i, batches in enumerate(passes):
+        chunks = []
+        for batch in batches:
+            chunks.append(par.local_output(probs_fn(state, par.put_batch(batch))))
+            if i == 0:
+                labels.append(batch["label"])
+                mask.append(batch["mask"])
+        probs = np.concatenate(chunks)
+        acc = probs if acc is None else acc + probs
+    probs = acc / len(passes)
+    labels, mask = np.concatenate(labels), np.concatenate(mask)
+    order = np.argsort(-probs, axis=-1)
+    top1 = (order[:, 0] == labels).astype(np.float64)
+    top5 = (order[:, :5] == labels[:, None]).any(-1).astype(np.float64)
+    nll = -np.log(probs[np.arange(len(labels)), labels] + 1e-12)
+    s = parallel.all_sum({"count": mask.sum(), "top1": (top1 * mask).sum(), "top5": (top5 * mask).sum(),
+                          "loss": (nll * mask).sum()})
+    n = max(float(s["count"]), 1.0)
+    return {"top1": 100.0 * float(s["top1"]) / n, "top5": 100.0 * float(s["top5"]) / n,
+            "loss": float(s["loss"]) / n, "count": float(s["count"])}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       explicit: Iterable[str] = ()) -> dict[str, Any]:
+    """Train ``config.arch`` on ``config.dataset``, evaluate, return the final metrics.
+
+    ``explicit`` names config fields the user set explicitly (kept over the recipe).
+    Raises :class:`TrainingError` (non-finite loss, arch mismatch, bad setup),
+    :class:`Preempted` after SIGTERM (checkpoint saved), ``ValueError`` /
+    ``FileNotFoundError`` for unknown names or missing data.
+    """
+    import train.data as data  # TensorFlow is imported lazily, only when training
+
+    flaxnets.model_info(config.arch)  # unknown arch → ValueError with close names
+    config = apply_recipe(config, explicit)
+    workdir = os.path.abspath(os.path.expanduser(workdir))
+    dataset = data.resolve_dataset(config.dataset, config.data_dir)
+    info = data.dataset_info(dataset, config.data_dir)
+    if dataset in NO_FLIP_DATASETS and "random_flip" not in set(explicit) and config.random_flip:
+        config.random_flip = False  # mirrored digits are other glyphs
+    mi = flaxnets.model_info(config.arch)
+    image_size = resolve_image_size(config, config.arch, info)
+    channels = mi.input_size[2]
+    num_classes = int(config.num_classes or info.num_classes)
+    dtype = compute_dtype(config.compute_dtype)
+    batch_size = int(config.batch_size)
+    num_epochs = float(config.num_epochs if config.num_epochs is not None else info.default_epochs)
+    steps_per_epoch = int(config.steps_per_epoch or max(info.num_train // batch_size, 1))
+    total_steps = max(int(math.ceil(num_epochs * steps_per_epoch)), 1)
+    stop_step = min(total_steps, int(config.max_steps)) if config.max_steps else total_steps
+
+    par = parallel.Parallel(config.parallel)
+    par.check_batch_size(batch_size)
+    model = flaxnets.create_model(config.arch, num_classes=num_classes, dtype=dtype,
+                                  **dict(config.model_overrides))
+    aux_w = config.aux_loss_weight if config.aux_loss_weight is not None else getattr(
+        model, "aux_loss_weight", 0.0)
+    input_shape = (image_size, image_size, channels)
+
+    variables_shape = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, *input_shape)),
+                                                        train=False))
+    tx, schedule = optim.make_optimizer(config, variables_shape["params"], steps_per_epoch, total_steps)
+    host_state = steps.init_state(model, tx, input_shape, seed=int(config.seed))
+
+    meta = {"arch": config.arch, "dataset": dataset, "num_classes": num_classes, "image_size": image_size,
+            "config": config.to_json_best_effort()}
+    ckpt = ckpt_lib.Checkpointer(workdir, keep=int(config.keep_checkpoints))
+    restored = ckpt.restore(host_state, config.arch)
+    start_step = 0
+    writer = progress.MetricWriter(workdir, tensorboard=bool(config.get("tensorboard", True)))
+    if restored is not None:
+        host_state, _ = restored
+        start_step = int(host_state.step)
+    bar = progress.Progress(stop_step, start_step)
+    bar.message(f"{config.arch} ({num_classes} classes, {image_size}x{image_size}x{channels}, "
+                f"{jnp.dtype(dtype).name}) on {dataset}: {total_steps} steps ({num_epochs:g} epochs × "
+                f"{steps_per_epoch}), batch {batch_size}, {config.optimizer} lr {optim.base_learning_rate(config):g} "
+                f"{config.schedule}, {par.num_devices} {jax.default_backend()} device(s), {config.parallel}"
+                + (f"; resumed at step {start_step}" if start_step else ""))
+    if progress.is_main_process():
+        os.makedirs(workdir, exist_ok=True)
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(config.to_json_best_effort(indent=2))
+
+    state = par.put_state(host_state)
+    del host_state
+    train_fn = par.train_step(num_classes=num_classes, label_smoothing=float(config.label_smoothing),
+                              aux_loss_weight=float(aux_w))
+    eval_fn = par.eval_step()
+    rng = jax.random.PRNGKey(int(config.seed) + 17)
+    eval_batch = int(config.get("eval_batch_size") or batch_size)
+    norm = dict(image_size=image_size, channels=channels, mean=mi.mean, std=mi.std)
+
+    def eval_batches(mode: str = "center", size: int | None = None):
+        return data.eval_iterator(config, info, global_batch_size=eval_batch, mode=mode, size=size,
+                                  data_dir=config.data_dir, **norm)
+
+    train_iter = data.train_iterator(config, info, global_batch_size=batch_size, seed=int(config.seed),
+                                     start_step=start_step, data_dir=config.data_dir, **norm)
+
+    def save(step: int, metrics_dev: Any, force: bool = False) -> None:
+        if metrics_dev is not None:
+            loss = par.scalars(metrics_dev)["loss"]
+            if not math.isfinite(loss):
+                raise TrainingError(f"non-finite loss {loss} at step {step}: stopping; the last good "
+                                    f"checkpoint (step {max(ckpt.steps(), default='none')}) is kept "
+                                    "(lower --config.learning_rate?)")
+        ckpt.save(step, par.host_state(state), meta, force=force)
+
+    final: dict[str, Any] = {"arch": config.arch, "dataset": dataset}
+    step = start_step
+    pending = None  # (step, metrics) of the previous step, checked one step late
+    t0, seen = time.time(), 0
+    eval_every = max(int(round(float(config.eval_every_epochs) * steps_per_epoch)), 1)
+    try:
+        with _SigtermFlag() as sigterm:
+            while step < stop_step:
+                batch = next(train_iter)
+                state, metrics = train_fn(state, par.put_batch(batch), rng)
+                step += 1
+                seen += batch_size
+                if pending is not None:
+                    prev_step, prev_metrics = pending
+                    prev = par.scalars(prev_metrics)
+                    if not math.isfinite(prev["loss"]):
+                        raise TrainingError(
+                            f"non-finite loss {prev['loss']} at step {prev_step}: stopping; the last good "
+                            f"checkpoint (step {max(ckpt.steps(), default='none')}) is kept "
+                            "(lower --config.learning_rate?)")
+                pending = (step, metrics)
+                if step % int(config.log_every_steps) == 0 or step == stop_step:
+                    m = par.scalars(metrics)
+                    dt = max(time.time() - t0, 1e-9)
+                    m.update(epoch=step / steps_per_epoch, lr=float(schedule(step - 1)), img_s=seen / dt)
+                    m["accuracy"] *= 100.0
+                    bar.update(step, {"epoch": round(m["epoch"], 2), "loss": m["loss"],
+                                      "acc": m["accuracy"], "lr": m["lr"], "img_s": m["img_s"]})
+                    writer.write(step, "train", m)
+                    t0, seen = time.time(), 0
+                if step % eval_every == 0 and step != stop_step:
+                    ev = evaluate(par, eval_fn, state, eval_batches())
+                    bar.message(f"eval step {step} (epoch {step / steps_per_epoch:.2f}): top-1 "
+                                f"{ev['top1']:.2f}% top-5 {ev['top5']:.2f}% loss {ev['loss']:.4f}")
+                    writer.write(step, "eval", ev)
+                if step % int(config.checkpoint_every_steps) == 0 and step != stop_step:
+                    save(step, metrics)
+                if parallel.any_process(sigterm.raised):
+                    save(step, metrics, force=True)
+                    ckpt.wait()
+                    raise Preempted(f"SIGTERM at step {step}: checkpoint saved in {ckpt.directory}; "
+                                    "rerun with the same --workdir to resume")
+            if pending is not None:
+                save(step, pending[1], force=True)
+            elif step not in ckpt.steps():
+                save(step, None, force=True)
+        ckpt.wait()
+        bar.close()
+
+        # Final evaluation in every requested test-time mode.
+        final.update(step=step, epochs=step / steps_per_epoch)
+        for mode in config.eval_modes:
+            result = _final_eval(mode, config, par, model, state, eval_batches, image_size, channels,
+                                 num_classes, dtype)
+            if isinstance(result, str):
+                print(f"eval mode {mode!r} skipped: {result}", file=sys.stderr)
+                continue
+            writer.write(step, f"final_{mode}", result)
+            final[f"{mode}_top1"], final[f"{mode}_top5"] = result["top1"], result["top5"]
+            final[f"{mode}_loss"] = result["loss"]
+        if "center_top1" in final:
+            final["top1"], final["top5"] = final["center_top1"], final["center_top5"]
+        return final
+    finally:
+        bar.close()
+        ckpt.close()
+        writer.close()
+
+
+def _final_eval(mode: str, config: Any, par: parallel.Parallel, model: Any, state: Any, eval_batches: Any,
+                image_size: int, channels: int, num_classes: int, dtype: Any) -> dict | str:
+    """Metrics of one test-time mode, or the reason it is skipped."""
+    variables = {"params": state.params}
+    if state.batch_stats:
+        variables["batch_stats"] = state.batch_stats
+    if par.mode == "pmap":
+        variables = jax.tree_util.tree_map(lambda x: x[0], variables)
+    abstract = jax.eval_shape(lambda: variables)
+    if mode == "center":
+        return evaluate(par, par.eval_step(), state, eval_batches())
+    if mode == "10crop":
+        return evaluate(par, par.eval_step(), state, eval_batches("10crop"))
+    scale = int(round(image_size / float(config.eval_crop_ratio)))
+    if mode == "multiscale":
+        sizes = [int(s) for s in config.multiscale_sizes] or [scale - 32, scale, scale + 32]
+        for s in sizes:
+            why = _eval_supported(model, abstract, s, channels)
+            if why:
+                return f"{config.arch} does not accept {s}x{s} inputs ({why})"
+        fn = par.probs_step()
+        return _averaged_probs_eval(par, fn, state, [eval_batches("full", s) for s in sizes])
+    if mode == "dense":
+        try:
+            dense = flaxnets.create_model(config.arch, num_classes=num_classes, dtype=dtype, dense=True,
+                                          **dict(config.model_overrides))
+        except TypeError:
+            return f"{config.arch} has no dense=True (fully-convolutional) evaluation option"
+        why = _eval_supported(dense, abstract, scale, channels)
+        if why:
+            return f"dense {config.arch} does not run at {scale}x{scale} ({why})"
+        return evaluate(par, par.eval_step(apply_fn=dense.apply), state, eval_batches("full", scale))
+    return "unknown eval mode (use center, 10crop, multiscale or dense)"

@@ -1,0 +1,127 @@
+"""Progress display and metric logs.
+
+:class:`Progress` shows step, epoch, loss, accuracy, learning rate and img/s: a rich
+progress bar on a terminal, plain log lines otherwise. :class:`MetricWriter` appends every
+logged dict to ``workdir/metrics.jsonl`` and writes TensorBoard scalars (``tf.summary``).
+Only process 0 displays and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from typing import Any
+
+import jax
+
+
+def is_main_process() -> bool:
+    """True on the process that prints and writes logs."""
+    return jax.process_index() == 0
+
+
+class MetricWriter:
+    """JSON-lines file plus optional TensorBoard event files in ``workdir``."""
+
+    def __init__(self, workdir: str, tensorboard: bool = True):
+        self.enabled = is_main_process()
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self._tb = None
+        if self.enabled:
+            os.makedirs(workdir, exist_ok=True)
+            if tensorboard:
+                try:
+                    import tensorflow as tf
+
+                    tf.config.set_visible_devices([], "GPU")
+                    self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+                except Exception as e:  # noqa: BLE001 - TensorBoard is optional
+                    print(f"TensorBoard logging disabled: {e}", file=sys.stderr)
+
+    def write(self, step: int, split: str, metrics: dict[str, Any]) -> None:
+        """Record ``metrics`` (numbers) of ``split`` ("train", "eval", ...) at ``step``."""
+        if not self.enabled:
+            return
+        row = {"step": int(step), "split": split, "time": time.time()}
+        row.update({k: (float(v) if isinstance(v, int | float) or hasattr(v, "__float__") else v)
+                    for k, v in metrics.items()})
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self._tb is not None:
+            import tensorflow as tf
+            from tensorflow.core.framework import summary_pb2
+
+            # tf.summary.write with the "scalars" plugin tag: what tf.summary.scalar writes,
+            # without needing the tensorboard package installed.
+            meta = summary_pb2.SummaryMetadata()
+            meta.plugin_data.plugin_name = "scalars"
+            with self._tb.as_default(step=int(step)):
+                for k, v in metrics.items():
+                    if isinstance(v, int | float) and math.isfinite(float(v)):
+                        tf.summary.write(f"{split}/{k}", tf.constant(float(v), tf.float32), metadata=meta)
+            self._tb.flush()
+
+    def close(self) -> None:
+        """Flush TensorBoard files."""
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _fmt(metrics: dict[str, Any]) -> str:
+    parts = []
+    for k, v in metrics.items():
+        if isinstance(v, float):
+            parts.append(f"{k} {v:.4g}" if k not in ("img_s",) else f"{k} {v:.0f}")
+        else:
+            parts.append(f"{k} {v}")
+    return " | ".join(parts)
+
+
+class Progress:
+    """Training progress: rich bar on a TTY, plain lines (``print``) otherwise."""
+
+    def __init__(self, total_steps: int, start_step: int = 0, use_rich: bool | None = None):
+        self.enabled = is_main_process()
+        self.total = total_steps
+        if use_rich is None:
+            use_rich = sys.stdout.isatty()
+        self._bar = None
+        if self.enabled and use_rich:
+            try:
+                from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+                from rich.progress import Progress as RichProgress
+
+                self._bar = RichProgress(TextColumn("[bold]train"), BarColumn(),
+                                         TextColumn("{task.completed}/{task.total}"),
+                                         TimeRemainingColumn(), TextColumn("{task.fields[info]}"))
+                self._task = self._bar.add_task("train", total=total_steps, completed=start_step, info="")
+                self._bar.start()
+            except ImportError:
+                self._bar = None
+
+    def update(self, step: int, metrics: dict[str, Any]) -> None:
+        """Show the metrics of ``step`` (called every ``log_every_steps``)."""
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, completed=step, info=_fmt(metrics))
+        else:
+            print(f"step {step}/{self.total} | {_fmt(metrics)}", flush=True)
+
+    def message(self, text: str) -> None:
+        """A line of text above the bar (or on its own line)."""
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.console.print(text)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        """Stop the bar."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
