@@ -1,0 +1,116 @@
+"""DarkNet-53, the YOLOv3 backbone classifier.
+
+Paper: Redmon & Farhadi, "YOLOv3: An Incremental Improvement", 2018 — Table 1 (layers:
+3×3 conv 32; then five stages, each a 3×3 stride-2 conv doubling the channels (64, 128,
+256, 512, 1024) followed by 1, 2, 8, 8, 4 residual blocks of 1×1 conv (half the channels)
+→ 3×3 conv, added to the input; global average pool; 1000-way connected layer) and
+Table 2 (77.2 % top-1 / 93.8 % top-5 at 256×256). Every convolution is followed by
+BatchNorm and a leaky ReLU.
+
+``darknet53`` is timm's model of that name (module names ``stem.conv1.conv``/``.bn``,
+``stages.{i}.conv_down``, ``stages.{i}.blocks.{j}.conv1``/``conv2``, ``head.fc``; BN eps
+1e-5) so :func:`flaxnets.from_torch` converts its weights 1:1. timm builds its leaky ReLU
+with PyTorch's default slope 0.01; Darknet's ``leaky`` activation (the paper's network)
+uses 0.1, registered as ``darknet53_paper`` (same parameters).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from flaxnets import layers
+from flaxnets.registry import register_model
+
+ModuleDef = Any
+Array = Any
+
+PAPER = "YOLOv3: An Incremental Improvement"
+
+
+class DarkBlock(nn.Module):
+    """Residual block of Table 1: 1×1 conv (C/2) → 3×3 conv (C), plus the identity."""
+
+    features: int
+    conv_bn_act: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        y = self.conv_bn_act(self.features // 2, kernel_size=1, padding=0, name="conv1")(x)
+        y = self.conv_bn_act(self.features, kernel_size=3, padding=1, name="conv2")(y)
+        return x + y
+
+
+class DarkNet(nn.Module):
+    """DarkNet-53 (YOLOv3 Table 1): stem conv, stages of stride-2 conv + residual blocks.
+
+    Attributes:
+      depths: residual blocks per stage (1, 2, 8, 8, 4).
+      widths: output channels per stage (64 … 1024).
+      stem_width: channels of the first 3×3 conv.
+      negative_slope: leaky-ReLU slope (0.1 in Darknet; 0.01 in timm's model).
+      drop_rate: dropout before the classifier (timm's head option; 0 by default).
+    """
+
+    depths: Sequence[int] = (1, 2, 8, 8, 4)
+    widths: Sequence[int] = (64, 128, 256, 512, 1024)
+    stem_width: int = 32
+    negative_slope: float = 0.01
+    drop_rate: float = 0.0
+    num_classes: int = 1000
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
+        act = functools.partial(nn.leaky_relu, negative_slope=self.negative_slope)
+        cba = functools.partial(layers.ConvBNAct, conv=layers.make_conv(self.dtype),
+                                norm=layers.batch_norm(train, self.dtype), act=act,
+                                conv_name="conv", norm_name="bn")
+        x = cba(self.stem_width, kernel_size=3, padding=1, name="stem.conv1")(x.astype(self.dtype))
+        for i, (depth, width) in enumerate(zip(self.depths, self.widths, strict=True)):
+            x = cba(width, kernel_size=3, strides=2, padding=1, name=f"stages.{i}.conv_down")(x)
+            for j in range(depth):
+                x = DarkBlock(width, cba, name=f"stages.{i}.blocks.{j}")(x)
+        x = layers.global_avg_pool(x)
+        x = nn.Dropout(self.drop_rate)(x, deterministic=not train)
+        x = layers.make_dense(self.dtype)(self.num_classes, name="head.fc")(x)
+        return x.astype(jnp.float32)
+
+
+def darknet_param_count(depths: Sequence[int] = (1, 2, 8, 8, 4),
+                        widths: Sequence[int] = (64, 128, 256, 512, 1024), stem_width: int = 32,
+                        num_classes: int = 1000) -> int:
+    """Closed-form parameter count of :class:`DarkNet` (bias-free convs, BN 2 per channel).
+
+    Stem 27·c0 + 2c0; per stage of width c from c_in: 9·c_in·c + 2c (conv_down) and per
+    block c·c/2 + c (1×1 + BN) + 9·(c/2)·c + 2c (3×3 + BN); FC c·n + n.
+    """
+    total, c_in = 27 * stem_width + 2 * stem_width, stem_width
+    for depth, c in zip(depths, widths, strict=True):
+        total += 9 * c_in * c + 2 * c
+        total += depth * (c * (c // 2) + c + 9 * (c // 2) * c + 2 * c)
+        c_in = c
+    return total + c_in * num_classes + num_classes
+
+
+_PARAMS = darknet_param_count()  # 41,609,928, timm's darknet53
+
+register_model(
+    "darknet53",
+    functools.partial(DarkNet, negative_slope=0.01),
+    family="darknet", paper=PAPER, year=2018, table="Table 1", input_size=(256, 256, 3),
+    top1=77.2, params=_PARAMS, twin="timm:darknet53",
+    notes="timm's darknet53: leaky-ReLU slope 0.01 (PyTorch default), BN eps 1e-5.",
+)
+register_model(
+    "darknet53_paper",
+    functools.partial(DarkNet, negative_slope=0.1),
+    family="darknet", paper=PAPER, year=2018, table="Table 1", input_size=(256, 256, 3),
+    top1=77.2, params=_PARAMS,
+    notes="Darknet's leaky ReLU (slope 0.1); same parameters as timm's darknet53, whose "
+          "weights load but were trained with slope 0.01.",
+)
