@@ -1,0 +1,29 @@
+"""MobileNet v1 / v2 recipes.
+
+MobileNet v1 (Howard et al. 2017, Sec. 4): RMSProp with asynchronous gradient descent as
+for Inception-v3 (decay 0.9, ε = 1.0), no auxiliary heads, no label smoothing, less
+augmentation (smaller crops are limited; no value given, so the default crop range is
+kept), and "very little or no weight decay on the depthwise filters". The learning rate is
+not given in the v1 paper; the v2 paper (Sec. 6.1) says it followed the v1 setup: lr 0.045
+decayed ×0.98 per epoch, weight decay 4e-5, batch 96 per asynchronous worker. The trainer's
+weight-decay mask only excludes BN parameters and biases: excluding depthwise kernels
+needs a per-parameter rule (kernels of shape (k, k, 1, C)) that the config cannot express,
+so depthwise filters are decayed here with the (small) global 4e-5. RMSProp momentum is not
+stated for v1 (Inception-v3's RMSProp has none), so it is 0 for v1.
+Reported top-1 (Table 6/7): 1.0 MobileNet-224 70.6, 0.75 68.4, 0.5 63.7, 0.25 50.6;
+ρ: 192 → 69.1, 160 → 67.2, 128 → 64.4 (α = 1).
+
+MobileNet v2 (Sandler et al. 2018, Sec. 6.1): RMSProp decay 0.9 and momentum 0.9, BN after
+every layer, weight decay 4e-5, lr 0.045 × 0.98 per epoch, 16 asynchronous workers with
+batch 96 each (lr given per batch of 96 here). Reported top-1 (Table 4): 72.0 (1.0),
+74.7 (1.4); torchvision's ``mobilenet_v2`` weights: 71.88 / 90.29.
+"""
+
+_RMSPROP = dict(optimizer="rmsprop", rmsprop_decay=0.9, rmsprop_eps=1.0, learning_rate=0.045,
+                lr_batch_denom=96, batch_size=96, schedule="exponential", decay_rate=0.98,
+                decay_epochs=1.0, weight_decay=4e-5, label_smoothing=0.0)
+
+RECIPES = {
+    "mobilenetv1_*": dict(_RMSPROP, momentum=0.0),
+    "mobilenet_v2*": dict(_RMSPROP, momentum=0.9),
+}
