@@ -1,0 +1,17 @@
+"""Wide ResNet (CIFAR) recipe (Zagoruyko & Komodakis 2016, Sec. 3 "Experimental results").
+
+SGD with Nesterov momentum 0.9 and no dampening, weight decay 5e-4 (the authors' Torch
+code decays all parameters), batch 128, lr 0.1 multiplied by 0.2 at epochs 60, 120 and
+160 of 200; flip + pad-4 random crops with mean/std normalisation; dropout 0.3 between
+the convolutions of a block is an option (``model_overrides.drop_rate=0.3``).
+Reported CIFAR-10 test error without dropout (Table 5, mean/std normalisation):
+WRN-28-10 4.17 %, WRN-16-8 4.81 %, WRN-40-4 4.97 %; the best CIFAR-10 result, WRN-28-10
+with dropout 0.3, is 3.89 % (with ZCA whitening).
+"""
+
+RECIPES = {
+    "wrn_*": dict(optimizer="sgd", learning_rate=0.1, lr_batch_denom=128, batch_size=128, momentum=0.9,
+                  nesterov=True, weight_decay=5e-4, decay_bn_and_bias=True, num_epochs=200.0,
+                  schedule="step", step_epochs=(0.3, 0.6, 0.8), step_factor=0.2, warmup_epochs=0.0,
+                  train_crop="pad_crop", pad_crop_padding=4, random_flip=True),
+}
