@@ -12,7 +12,9 @@ Paper: Iandola et al., "SqueezeNet: AlexNet-level accuracy with 50x fewer parame
     2.4× less computation, same accuracy.
 
 Module names equal torchvision's ``state_dict`` paths (``features.3.squeeze`` …,
-``classifier.1``); max pools use ``ceil_mode=True`` as in the Caffe original.
+``classifier.1``); max pools use ``ceil_mode=True`` as in the Caffe original. (The Caffe
+``conv10`` also has ``pad: 1``, which torchvision and this port omit: padding a 1×1 conv
+only adds a border of ReLU(bias) values to the global average.)
 
 Bypass parameter counts (derived, checked in ``tests/test_squeezenet.py``): the simple
 bypass adds no parameters (1,248,424 for 1.0). The complex bypass adds a 1×1 conv with
