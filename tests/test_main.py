@@ -1,0 +1,86 @@
+"""Command line: recipe/override precedence, dataset-derived sizes, one-line errors, and a
+tiny end-to-end run with every evaluation mode (unsupported ones skipped with a message)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from train import loop
+from train.configs.default import get_config
+
+ROOT = pathlib.Path(__file__).parent.parent
+
+
+def _main(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("JAX_PLATFORMS", None)
+    return subprocess.run([sys.executable, "-m", "train.main", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    return lines[0]
+
+
+def test_recipe_applies_under_explicit_overrides() -> None:
+    cfg = get_config()
+    cfg.arch, cfg.learning_rate, cfg.schedule = "resnet20", 0.01, "cosine"
+    out = loop.apply_recipe(cfg)
+    assert out.schedule == "step" and out.learning_rate == 0.1 and out.train_crop == "pad_crop"
+    kept = loop.apply_recipe(cfg, explicit={"learning_rate"})
+    assert kept.learning_rate == 0.01 and kept.schedule == "step"
+    cfg.recipe = False
+    assert loop.apply_recipe(cfg).schedule == "cosine"
+
+
+def test_image_size_from_dataset_and_model() -> None:
+    from train.data import DatasetInfo
+
+    small = DatasetInfo("digits", 10, "train", "test", 1437, 360, 8, 1, 30.0)
+    big = DatasetInfo("imagenet2012", 1000, "train", "validation", 10, 10, 224, 3, 90.0)
+    cfg = get_config()
+    assert loop.resolve_image_size(cfg, "resnet20", small) == 32  # the CIFAR net's own size
+    assert loop.resolve_image_size(cfg, "resnet50", small) == 32  # ImageNet net on tiny images
+    assert loop.resolve_image_size(cfg, "resnet50", big) == 224
+    cfg.image_size = 48
+    assert loop.resolve_image_size(cfg, "resnet50", big) == 48
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--arch=resnet21"], "did you mean"),
+    (["--platform=quantum"], "quantum"),
+    (["--platform=tpu"], "'tpu' is not available"),
+    (["--arch=lenet5", "--dataset=cifar11"], "cifar10"),
+    (["--arch=lenet5", "--dataset=cifar10", "--config.data_dir=/nonexistent/tfds"], "not prepared"),
+])
+def test_bad_inputs_fail_in_one_line(args: list[str], expect: str, tmp_path: pathlib.Path) -> None:
+    line = _one_error_line(_main(f"--workdir={tmp_path}", *args))
+    assert expect in line
+
+
+@pytest.mark.slow
+def test_tiny_run_all_eval_modes(tmp_path: pathlib.Path) -> None:
+    proc = _main(f"--workdir={tmp_path}", "--arch=lenet5", "--platform=cpu", "--config.recipe=False",
+                 "--config.batch_size=32", "--config.max_steps=6", "--config.log_every_steps=3",
+                 "--config.learning_rate=0.01", "--config.lr_batch_denom=0",
+                 "--config.eval_modes=('center','10crop','multiscale','dense')")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test accuracy (top-1)" in proc.stdout and "sgd lr 0.01 cosine" in proc.stdout
+    assert "'multiscale' skipped" in proc.stderr and "'dense' skipped" in proc.stderr
+    rows = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    splits = {r["split"] for r in rows}
+    assert {"train", "final_center", "final_10crop"} <= splits
+    train_rows = [r for r in rows if r["split"] == "train"]
+    assert [r["step"] for r in train_rows] == [3, 6]
+    assert all(k in train_rows[0] for k in ("loss", "accuracy", "lr", "img_s", "epoch"))
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert json.loads((tmp_path / "config.json").read_text())["arch"] == "lenet5"
