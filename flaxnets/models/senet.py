@@ -1,0 +1,88 @@
+"""SENet family: Squeeze-and-Excitation ResNets, ResNeXts and SENet-154.
+
+Paper: Hu, Shen, Albanie, Sun, Wu, "Squeeze-and-Excitation Networks", CVPR 2018 / TPAMI
+2020 — Fig. 3 (SE-ResNet module: SE on the residual branch, before the addition), Table 1
+(SE-ResNet-50, SE-ResNeXt-50 32×4d), Table 2 (single-crop ImageNet top-1/top-5 of the
+SE counterparts of ResNet-50/101/152 and ResNeXt-50/101), Table 8 / Sec. 6.1 (SENet-154).
+
+The SE block (:class:`flaxnets.layers.SqueezeExcite`: global average pool, FC-ReLU-FC-
+sigmoid with reduction r = 16, channel-wise scale) is plugged into the ResNet family's
+blocks through their ``attn`` hook (:mod:`flaxnets.models.resnet`), so module names are
+timm's ``timm.models.resnet`` paths (``layer1.0.se.fc1`` …) and timm weights convert 1:1.
+The reduced width follows timm: ``C/16`` rounded to a multiple of 8 (at least 8; the
+paper's exact ``C/r`` except SE-ResNet-18/34's 64-channel stage, where 4 → 8).
+
+SENet-154 (timm ``senet154``, the weights of the paper's winning ILSVRC 2017 entry as
+re-trained by GluonCV): a SE-ResNeXt-152 64×4d with a deep 3×3 stem (64-64-128), the
+first 1×1 of each bottleneck at half width, and 3×3 strided projections. It has exactly
+the same parameter count as timm's ``legacy_senet154`` (the original Caffe port), which
+differs only in max-pool ``ceil_mode``, its stride position in the SE-ResNet blocks and
+module names; the registry name follows timm's ``senet154``.
+
+Squeeze-and-Excitation Inception variants (SE-Inception-v3, SE-Inception-ResNet-v2,
+Table 2) are not registered here; they belong with the Inception family.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax.numpy as jnp
+
+from flaxnets import layers
+from flaxnets.models.resnet import BasicBlock, Bottleneck, ResNet
+from flaxnets.registry import register_model
+
+PAPER = "Squeeze-and-Excitation Networks"
+
+
+def se_reduced(channels: int, reduction: int = 16, divisor: int = 8) -> int:
+    """Width of the SE bottleneck: ``channels / reduction`` rounded to ``divisor`` (timm)."""
+    return layers.make_divisible(channels / reduction, divisor)
+
+
+def se_layer(channels: int, name: str | None = None, dtype: Any = jnp.float32,
+             reduction: int = 16) -> layers.SqueezeExcite:
+    """The ``attn`` hook of the ResNet blocks: an SE block for ``channels`` channels."""
+    return layers.SqueezeExcite(se_reduced(channels, reduction), dtype=dtype, name=name)
+
+
+class SENet(ResNet):
+    """SE-ResNet / SE-ResNeXt / SENet-154 (Hu et al. 2018, Fig. 3 and Table 1).
+
+    :class:`flaxnets.models.resnet.ResNet` (same fields) whose every block applies a
+    squeeze-and-excitation block (``attn``, default :func:`se_layer`: reduction 16) to the
+    residual branch before the addition.
+    """
+
+    attn: Any = se_layer
+
+
+# name: (stage sizes, block, groups, base width, extra ResNet fields, timm params,
+#        paper top-1 single 224 crop: Table 2 "SENet" column, Table 8 for SENet-154)
+_VARIANTS: dict[str, tuple[Any, ...]] = {
+    "seresnet18": ((2, 2, 2, 2), BasicBlock, 1, 64, {}, 11_779_624, None),
+    "seresnet34": ((3, 4, 6, 3), BasicBlock, 1, 64, {}, 21_960_416, None),
+    "seresnet50": ((3, 4, 6, 3), Bottleneck, 1, 64, {}, 28_088_024, 76.71),
+    "seresnet101": ((3, 4, 23, 3), Bottleneck, 1, 64, {}, 49_326_872, 77.62),
+    "seresnet152": ((3, 8, 36, 3), Bottleneck, 1, 64, {}, 66_821_848, 78.43),
+    "seresnext50_32x4d": ((3, 4, 6, 3), Bottleneck, 32, 4, {}, 27_559_896, 78.90),
+    "seresnext101_32x4d": ((3, 4, 23, 3), Bottleneck, 32, 4, {}, 48_955_416, 79.30),
+    "senet154": ((3, 8, 36, 3), Bottleneck, 64, 4,
+                 {"stem": "deep", "reduce_first": 2, "down_kernel_size": 3}, 115_088_984, 81.32),
+}
+
+for _name, (_sizes, _block, _groups, _width, _extra, _params, _top1) in _VARIANTS.items():
+    register_model(
+        _name,
+        functools.partial(SENet, stage_sizes=_sizes, block=_block, groups=_groups, base_width=_width,
+                          **_extra),
+        family="senet", paper=PAPER, year=2018,
+        table="Table 8, Sec. 6.1 (SENet-154)" if _name == "senet154" else "Fig. 3, Table 1/2",
+        top1=_top1, params=_params, twin=f"timm:{_name}",
+        notes="SE reduction r=16, reduced width rounded to a multiple of 8 as in timm."
+              + (" timm's ResNet-based senet154 (deep stem, half-width first 1×1, 3×3 strided "
+                 "projections); dropout 0.2 of the paper via drop_rate=0.2." if _name == "senet154"
+                 else ""),
+    )

@@ -1,0 +1,23 @@
+"""SENet recipes (Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018, Sec. 6
+"Implementation" / TPAMI Sec. 6.1).
+
+Synchronous SGD, momentum 0.9, mini-batch 1024, initial lr 0.6 divided by 10 every 30
+epochs, 100 epochs from scratch (He et al. init); random-size cropping to 224×224 and
+horizontal flips (mean/std normalisation). Weight decay is not restated in the paper; the
+ResNet setting 1e-4 is kept. SENet-154 additionally uses dropout 0.2 before the classifier
+and label-smoothing regularisation (Sec. 6.1 / Table 8).
+Reported single-crop 224 top-1/top-5 error (Table 2): SE-ResNet-50 23.29 / 6.62 %,
+SE-ResNet-101 22.38 / 6.07 %, SE-ResNet-152 21.57 / 5.73 %, SE-ResNeXt-50 21.10 / 5.49 %,
+SE-ResNeXt-101 20.70 / 5.01 %; SENet-154 (Table 8) 18.68 / 4.47 %.
+"""
+
+_COMMON = dict(optimizer="sgd", learning_rate=0.6, lr_batch_denom=1024, batch_size=1024,
+               momentum=0.9, weight_decay=1e-4, schedule="step", step_epochs=(30.0, 60.0, 90.0),
+               step_factor=0.1, num_epochs=100.0, warmup_epochs=0.0, train_crop="random_resized",
+               random_flip=True)
+
+RECIPES = {
+    "seresnet*": dict(_COMMON),
+    "seresnext*": dict(_COMMON),
+    "senet154": dict(_COMMON, label_smoothing=0.1, model_overrides={"drop_rate": 0.2}),
+}
