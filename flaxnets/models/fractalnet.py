@@ -1,0 +1,180 @@
+"""FractalNet (Larsson, Maire & Shakhnarovich, "FractalNet: Ultra-Deep Neural Networks
+without Residuals", ICLR 2017).
+
+Fractal expansion rule (Sec. 2, Fig. 1): ``f_1(z) = conv(z)``,
+``f_{C+1}(z) = join(f_C(f_C(z)), conv(z))``; ``join`` is the element-wise mean of its
+inputs. A block with C columns therefore has column c (1-based, c = 1 shallowest) made of
+``2^(c-1)`` convolutions, ``2^C − 1`` convolutions in all, of which C read the block input.
+The network stacks B blocks, each followed by a 2×2 max pool (Sec. 4). A conv unit is
+3×3 conv → BatchNorm → ReLU (→ dropout at the block's rate).
+
+Regularisation (Sec. 3): drop-path. *Local*: every join drops each input with probability
+``p`` (0.15 in the paper) but keeps at least one. *Global*: one column is chosen for the
+whole network and every join keeps only that column's input. The paper mixes them 50/50
+per mini-batch. Masks are drawn once per mini-batch from the ``dropout`` rng. Evaluation
+uses the whole network (mean joins) or a single column (``eval_column``, Sec. 4.3,
+Table 3: a single column reaches nearly the full network's accuracy).
+
+``fractalnet_cifar`` (Sec. 4, CIFAR/SVHN): C = 4, B = 5, channels 64-128-256-512-512,
+dropout 0-0.1-0.2-0.3-0.4 per block, 40 convolutional layers on the deepest path.
+Drop-path is off in the module defaults (so every parameter receives a gradient in a
+training step); the paper's values (``local_drop_rate=0.15, global_drop_rate=0.5``) are set
+by the training recipe ``train/configs/recipes/fractalnet.py``.
+
+Parameter count (no twin; derived and checked in ``tests/test_fractalnet.py``): a block
+``c_in → c`` has C convolutions ``9·c_in·c`` and ``2^C − 1 − C`` convolutions ``9·c²`` (no
+conv bias), each with BatchNorm (2c), plus the classifier ``512·10 + 10``:
+76,106,634 for C = 4. (The paper's Table 1 quotes 22.9M for its 40-layer net without a
+layer listing; we follow the configuration stated in Sec. 4 instead.)
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from flaxnets import layers
+from flaxnets.registry import CIFAR_MEAN, CIFAR_STD, register_model
+
+PAPER = "FractalNet: Ultra-Deep Neural Networks without Residuals"
+
+
+def column_ends(step: int, columns: int) -> list[int]:
+    """Columns (1-based) whose next convolution finishes at depth ``step`` (1-based).
+
+    Column c spans ``2^(C-c)`` depth steps per convolution, so it ends at every multiple.
+    """
+    return [c for c in range(1, columns + 1) if step % 2 ** (columns - c) == 0]
+
+
+def join(inputs: Sequence[jax.Array], mask: jax.Array | None = None) -> jax.Array:
+    """Mean of the inputs whose ``mask`` entry is 1 (all of them when ``mask`` is None)."""
+    stacked = jnp.stack(inputs)
+    if mask is None:
+        return stacked.mean(axis=0)
+    m = mask.astype(stacked.dtype).reshape((-1,) + (1,) * (stacked.ndim - 1))
+    return (stacked * m).sum(axis=0) / jnp.maximum(m.sum(), 1.0)
+
+
+def local_drop_mask(key: jax.Array, n: int, rate: float) -> jax.Array:
+    """Keep each of ``n`` join inputs with probability ``1 - rate``, at least one (random)."""
+    k1, k2 = jax.random.split(key)
+    keep = jax.random.bernoulli(k1, 1.0 - rate, (n,))
+    fallback = jax.nn.one_hot(jax.random.randint(k2, (), 0, n), n) > 0
+    return jnp.where(keep.any(), keep, fallback)
+
+
+class FractalBlock(nn.Module):
+    """One fractal block with ``columns`` columns (Larsson et al. 2017, Fig. 1)."""
+
+    features: int
+    columns: int
+    conv: Any
+    dropout: float = 0.0
+    local_drop_rate: float = 0.0
+    single_column: int | None = None  # compute only this column (single-column evaluation)
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool, global_col: jax.Array | None = None,
+                 use_global: jax.Array | None = None) -> jax.Array:
+        def unit(z: jax.Array, c: int, i: int) -> jax.Array:
+            z = self.conv(self.features, name=f"col{c}.{i}")(z)
+            return nn.Dropout(self.dropout, deterministic=not train)(z)
+
+        inputs = {c: x for c in range(1, self.columns + 1)}
+        count = dict.fromkeys(inputs, 0)
+        if self.single_column is not None:
+            c = self.single_column
+            z = x
+            for i in range(2 ** (c - 1)):
+                z = unit(z, c, i)
+            return z
+        out = x
+        for step in range(1, 2 ** (self.columns - 1) + 1):
+            cols = column_ends(step, self.columns)
+            outs = []
+            for c in cols:
+                outs.append(unit(inputs[c], c, count[c]))
+                count[c] += 1
+            mask = None
+            if train and len(cols) > 1 and (self.local_drop_rate > 0 or use_global is not None):
+                local = (local_drop_mask(self.make_rng("dropout"), len(cols), self.local_drop_rate)
+                         if self.local_drop_rate > 0 else jnp.ones((len(cols),), bool))
+                mask = local
+                if use_global is not None:
+                    glob = jnp.array(cols) == global_col
+                    mask = jnp.where(use_global & glob.any(), glob, local)
+            out = join(outs, mask)
+            for c in cols:
+                inputs[c] = out
+        return out
+
+
+class FractalNet(nn.Module):
+    """FractalNet (Larsson et al. 2017, Sec. 2-4): B fractal blocks of C columns, 2×2 max
+    pool after each, linear classifier; local/global drop-path and single-column eval.
+
+    Attributes:
+      channels: output channels of each block (B = len(channels)).
+      columns: C.
+      dropout_rates: dropout after every conv unit of each block.
+      local_drop_rate: probability that a join drops each input (keeps ≥ 1).
+      global_drop_rate: fraction of mini-batches trained on one random column only.
+      eval_column: evaluate (``train=False``) a single column (1 = shallowest … C);
+        ``None`` evaluates the full network.
+    """
+
+    channels: Sequence[int] = (64, 128, 256, 512, 512)
+    columns: int = 4
+    dropout_rates: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4)
+    local_drop_rate: float = 0.0
+    global_drop_rate: float = 0.0
+    eval_column: int | None = None
+    num_classes: int = 10
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        norm = layers.batch_norm(train, self.dtype)
+        conv = functools.partial(layers.ConvBNAct, kernel_size=3, conv=layers.make_conv(self.dtype),
+                                 norm=norm)
+        x = x.astype(self.dtype)
+        global_col = use_global = None
+        if train and self.global_drop_rate > 0:
+            k1, k2 = jax.random.split(self.make_rng("dropout"))
+            use_global = jax.random.bernoulli(k1, self.global_drop_rate)
+            global_col = jax.random.randint(k2, (), 1, self.columns + 1)
+        single = None if train else self.eval_column
+        for b, (ch, rate) in enumerate(zip(self.channels, self.dropout_rates, strict=True)):
+            x = FractalBlock(ch, self.columns, conv, rate, self.local_drop_rate, single,
+                             name=f"block{b + 1}")(x, train, global_col, use_global)
+            x = layers.max_pool(x, 2, 2)
+        x = layers.global_avg_pool(x)  # 1×1 after five pools of a 32×32 input
+        x = layers.make_dense(self.dtype)(self.num_classes, name="fc")(x)
+        return x.astype(jnp.float32)
+
+
+def fractal_param_count(channels: Sequence[int], columns: int, in_ch: int = 3,
+                        num_classes: int = 10) -> int:
+    """Derived parameter count of :class:`FractalNet` (conv without bias + BN per unit)."""
+    total, c_in = 0, in_ch
+    for c in channels:
+        total += columns * (9 * c_in * c + 2 * c) + (2**columns - 1 - columns) * (9 * c * c + 2 * c)
+        c_in = c
+    return total + c_in * num_classes + num_classes
+
+
+register_model(
+    "fractalnet_cifar",
+    functools.partial(FractalNet),
+    family="fractalnet", paper=PAPER, year=2017, table="Sec. 4 (C=4, B=5), Table 1",
+    input_size=(32, 32, 3), min_size=32, mean=CIFAR_MEAN, std=CIFAR_STD, num_classes=10,
+    top1=95.41, params=fractal_param_count((64, 128, 256, 512, 512), 4),
+    notes="40 layers, channels 64-128-256-512-512, mean join; drop-path (local 0.15, global "
+          "50%) via the training recipe. Derived count (paper's Table 1: 22.9M).",
+)
