@@ -1,0 +1,222 @@
+"""Inception-v3.
+
+Paper: Szegedy et al., "Rethinking the Inception Architecture for Computer Vision", CVPR
+2016 — Table 1 (the network: 299×299 input, 3×Inception Fig. 5, 5×Inception Fig. 6 with
+n = 7, 2×Inception Fig. 7, grid reductions Fig. 10), Sec. 4 (auxiliary classifier with
+BatchNorm, weight 0.4 in the reference training code), Sec. 7 (lower-resolution inputs:
+first conv stride 1, with or without the first max pool).
+
+Module names equal torchvision's ``state_dict`` paths (``Conv2d_1a_3x3``, ``Mixed_5b``,
+``AuxLogits`` …), so torchvision's ``inception_v3`` weights convert 1:1. Every conv is
+followed by BatchNorm (eps 1e-3) and ReLU. ``transform_input`` is not modelled
+(torchvision builds it as False without weights).
+
+Auxiliary head: torchvision runs it in training only. Here it is called in training and at
+``init`` (so its parameters exist whatever ``train`` is) and its logits are sown into
+:data:`flaxnets.AUX_COLLECTION` only when ``train=True``; evaluation never runs it, so eval
+works at any input the main path accepts (≥ 75). Training with the head needs the 17×17
+grid to be ≥ 17 (a ≥ 299 input), as in torchvision.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from flaxnets import layers
+from flaxnets.registry import AUX_COLLECTION, INCEPTION_MEAN, INCEPTION_STD, register_model
+
+ModuleDef = Any
+Array = Any
+
+PAPER = "Rethinking the Inception Architecture for Computer Vision"
+
+
+class InceptionA(nn.Module):
+    """35×35 module (Fig. 5; 5×5 kept as in the released model): 1×1 | 5×5 | 2×3×3 | pool."""
+
+    pool_features: int
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        u = self.unit
+        b1 = u(64, 1, name="branch1x1")(x)
+        b5 = u(48, 1, name="branch5x5_1")(x)
+        b5 = u(64, 5, padding=2, name="branch5x5_2")(b5)
+        b3 = u(64, 1, name="branch3x3dbl_1")(x)
+        b3 = u(96, 3, padding=1, name="branch3x3dbl_2")(b3)
+        b3 = u(96, 3, padding=1, name="branch3x3dbl_3")(b3)
+        bp = u(self.pool_features, 1, name="branch_pool")(layers.avg_pool(x, 3, 1, padding=1))
+        return jnp.concatenate([b1, b5, b3, bp], axis=-1)
+
+
+class InceptionB(nn.Module):
+    """35→17 grid reduction (Fig. 10): 3×3/2 | 1×1→3×3→3×3/2 | max-pool 3×3/2."""
+
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        u = self.unit
+        b3 = u(384, 3, strides=2, name="branch3x3")(x)
+        bd = u(64, 1, name="branch3x3dbl_1")(x)
+        bd = u(96, 3, padding=1, name="branch3x3dbl_2")(bd)
+        bd = u(96, 3, strides=2, name="branch3x3dbl_3")(bd)
+        return jnp.concatenate([b3, bd, layers.max_pool(x, 3, 2)], axis=-1)
+
+
+class InceptionC(nn.Module):
+    """17×17 module with factorised 7×7 convolutions (Fig. 6, n = 7)."""
+
+    c7: int
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        u, c7 = self.unit, self.c7
+        b1 = u(192, 1, name="branch1x1")(x)
+        b7 = u(c7, 1, name="branch7x7_1")(x)
+        b7 = u(c7, (1, 7), padding=(0, 3), name="branch7x7_2")(b7)
+        b7 = u(192, (7, 1), padding=(3, 0), name="branch7x7_3")(b7)
+        bd = u(c7, 1, name="branch7x7dbl_1")(x)
+        bd = u(c7, (7, 1), padding=(3, 0), name="branch7x7dbl_2")(bd)
+        bd = u(c7, (1, 7), padding=(0, 3), name="branch7x7dbl_3")(bd)
+        bd = u(c7, (7, 1), padding=(3, 0), name="branch7x7dbl_4")(bd)
+        bd = u(192, (1, 7), padding=(0, 3), name="branch7x7dbl_5")(bd)
+        bp = u(192, 1, name="branch_pool")(layers.avg_pool(x, 3, 1, padding=1))
+        return jnp.concatenate([b1, b7, bd, bp], axis=-1)
+
+
+class InceptionD(nn.Module):
+    """17→8 grid reduction: 1×1→3×3/2 | 1×1→1×7→7×1→3×3/2 | max-pool 3×3/2."""
+
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        u = self.unit
+        b3 = u(192, 1, name="branch3x3_1")(x)
+        b3 = u(320, 3, strides=2, name="branch3x3_2")(b3)
+        b7 = u(192, 1, name="branch7x7x3_1")(x)
+        b7 = u(192, (1, 7), padding=(0, 3), name="branch7x7x3_2")(b7)
+        b7 = u(192, (7, 1), padding=(3, 0), name="branch7x7x3_3")(b7)
+        b7 = u(192, 3, strides=2, name="branch7x7x3_4")(b7)
+        return jnp.concatenate([b3, b7, layers.max_pool(x, 3, 2)], axis=-1)
+
+
+class InceptionE(nn.Module):
+    """8×8 module with expanded filter bank outputs (Fig. 7)."""
+
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        u = self.unit
+        b1 = u(320, 1, name="branch1x1")(x)
+        b3 = u(384, 1, name="branch3x3_1")(x)
+        b3 = jnp.concatenate([u(384, (1, 3), padding=(0, 1), name="branch3x3_2a")(b3),
+                              u(384, (3, 1), padding=(1, 0), name="branch3x3_2b")(b3)], axis=-1)
+        bd = u(448, 1, name="branch3x3dbl_1")(x)
+        bd = u(384, 3, padding=1, name="branch3x3dbl_2")(bd)
+        bd = jnp.concatenate([u(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
+                              u(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd)], axis=-1)
+        bp = u(192, 1, name="branch_pool")(layers.avg_pool(x, 3, 1, padding=1))
+        return jnp.concatenate([b1, b3, bd, bp], axis=-1)
+
+
+class InceptionAux(nn.Module):
+    """Auxiliary classifier on the 17×17 grid (Sec. 4, Fig. 8): avg-pool 5×5/3 → 1×1 conv
+    128 → 5×5 conv 768 (both with BatchNorm) → global average → FC."""
+
+    num_classes: int
+    unit: ModuleDef
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        x = layers.avg_pool(x, 5, 3)
+        if min(x.shape[1:3]) < 5:
+            raise ValueError(f"the aux head's 5×5 conv needs a ≥ 17×17 input grid, got a {x.shape[1:3]} "
+                             "pooled map; use a larger input or aux_logits=False")
+        x = self.unit(128, 1, name="conv0")(x)
+        x = self.unit(768, 5, name="conv1")(x)
+        x = layers.global_avg_pool(x)
+        return layers.make_dense(self.dtype)(self.num_classes, name="fc")(x).astype(jnp.float32)
+
+
+class Inception3(nn.Module):
+    """Inception-v3 (Table 1 of Szegedy et al. 2016), torchvision layout.
+
+    Attributes:
+      aux_logits: build the auxiliary head on the 17×17 grid (sown in training only).
+      aux_loss_weight: its loss weight (0.4, as in the reference training code).
+      dropout: before the classifier (torchvision 0.5; the paper's Table 1 has none but the
+        released model uses keep 0.8 → pass 0.2).
+      low_res: Sec. 7 low-resolution stems. 0 → standard (299 input); 151 → first conv
+        stride 1 (the 151×151 receptive-field variant); 79 → first conv stride 1 and no
+        first max pool (the 79×79 variant). Same parameters as the standard network.
+    """
+
+    num_classes: int = 1000
+    aux_logits: bool = True
+    aux_loss_weight: float = 0.4
+    dropout: float = 0.5
+    low_res: int = 0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
+        if self.low_res not in (0, 79, 151):
+            raise ValueError(f"low_res must be 0, 79 or 151, got {self.low_res}")
+        conv = layers.make_conv(self.dtype)
+        norm = layers.batch_norm(train, self.dtype, epsilon=1e-3)
+        unit = functools.partial(layers.ConvBNAct, conv=conv, norm=norm, padding=0)
+        x = x.astype(self.dtype)
+        x = unit(32, 3, strides=1 if self.low_res else 2, name="Conv2d_1a_3x3")(x)
+        x = unit(32, 3, name="Conv2d_2a_3x3")(x)
+        x = unit(64, 3, padding=1, name="Conv2d_2b_3x3")(x)
+        if self.low_res != 79:
+            x = layers.max_pool(x, 3, 2)
+        x = unit(80, 1, name="Conv2d_3b_1x1")(x)
+        x = unit(192, 3, name="Conv2d_4a_3x3")(x)
+        x = layers.max_pool(x, 3, 2)
+        for name, pf in (("Mixed_5b", 32), ("Mixed_5c", 64), ("Mixed_5d", 64)):
+            x = InceptionA(pf, unit, name=name)(x)
+        x = InceptionB(unit, name="Mixed_6a")(x)
+        for name, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
+            x = InceptionC(c7, unit, name=name)(x)
+        if self.aux_logits and (train or self.is_initializing()):
+            aux_in = x
+            if not train and min(x.shape[1:3]) < 17:
+                # Parameter shapes do not depend on the grid: create them on a 17×17 map so
+                # that init works at every size eval accepts.
+                aux_in = jnp.zeros((x.shape[0], 17, 17, x.shape[3]), x.dtype)
+            aux = InceptionAux(self.num_classes, unit, self.dtype, name="AuxLogits")(aux_in)
+            if train:
+                self.sow(AUX_COLLECTION, "aux", aux)
+        x = InceptionD(unit, name="Mixed_7a")(x)
+        x = InceptionE(unit, name="Mixed_7b")(x)
+        x = InceptionE(unit, name="Mixed_7c")(x)
+        x = layers.global_avg_pool(x)
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = layers.make_dense(self.dtype)(self.num_classes, name="fc")(x)
+        return x.astype(jnp.float32)
+
+
+register_model(
+    "inception_v3",
+    Inception3,
+    family="inception_v3", paper=PAPER, year=2016, table="Table 1, Figs. 5-7, 10",
+    input_size=(299, 299, 3), min_size=299, mean=INCEPTION_MEAN, std=INCEPTION_STD,
+    top1=78.8, params=27_161_264, twin="torchvision:inception_v3",
+    twin_kwargs={"aux_logits": True, "init_weights": True},
+    notes="23,834,568 params without the aux head (aux_logits=False). min_size 299 is the "
+          "smallest input that trains with the aux head (its 5×5/3 pool and 5×5 conv need "
+          "a 17×17 grid); eval and aux_logits=False accept ≥ 75. top1: single model, "
+          "single crop (Table 3: 21.2% top-1 / 5.6% top-5 error, Inception-v3 BN-auxiliary; "
+          "Table 4, 144 crops: 18.77% / 4.2%).",
+)
