@@ -1,0 +1,353 @@
+"""GoogLeNet (Inception-v1) and BN-Inception.
+
+Papers:
+  * Szegedy et al., "Going Deeper with Convolutions", CVPR 2015 — Table 1 (layer
+    configuration), Fig. 2(b) (Inception module), Fig. 3 (LRN placement, auxiliary
+    classifiers), Sec. 5 (auxiliary heads: 5×5/3 average pool, 1×1 conv 128, FC 1024,
+    dropout 0.7, loss weight 0.3; dropout 0.4 before the main classifier).
+  * Ioffe & Szegedy, "Batch Normalization: Accelerating Deep Network Training by Reducing
+    Internal Covariate Shift", ICML 2015 — Sec. 4.2 and Figure 5 (the BN-Inception table:
+    BatchNorm before every nonlinearity, each 5×5 replaced by two 3×3, stride-2 modules
+    3c/4e that concatenate a max-pool pass-through).
+
+Three registered networks:
+  * ``googlenet_paper`` — Table 1 as printed: biased convolutions, no BatchNorm, LRN after
+    the first pool and after conv3 (size 5, α 1e-4, β 0.75, k 1 with α/size as in the
+    reference Caffe model bvlc_googlenet, since the paper gives no LRN constants), 5×5 convs.
+  * ``googlenet`` — torchvision's GoogLeNet: BatchNorm (eps 1e-3) after every conv, a 3×3
+    conv where Table 1 has 5×5, aux heads with adaptive 4×4 pooling, dropout 0.2. Module
+    names are torchvision's ``state_dict`` paths, so its weights convert 1:1.
+    ``transform_input`` is not modelled: torchvision builds it as False without weights.
+  * ``bn_inception`` — the BN paper's Figure 5 network (no aux heads, no dropout, no LRN).
+
+The aux heads follow the project contract: always called (so ``init`` creates their
+parameters whatever ``train`` is), their logits sown into
+:data:`flaxnets.AUX_COLLECTION` (``{"aux1": {"logits": ...}, "aux2": ...}``) only when
+``train=True``; the return value is the main
+logits.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from flaxnets import layers
+from flaxnets.registry import AUX_COLLECTION, register_model
+
+ModuleDef = Any
+Array = Any
+
+GOOGLENET_PAPER = "Going Deeper with Convolutions"
+BN_PAPER = ("Batch Normalization: Accelerating Deep Network Training by Reducing Internal "
+            "Covariate Shift")
+
+# Table 1 of the GoogLeNet paper: name → (#1×1, #3×3 reduce, #3×3, #5×5 reduce, #5×5,
+# pool proj). Max pools (3×3/2) follow 3b and 4e.
+GOOGLENET_TABLE: dict[str, tuple[int, int, int, int, int, int]] = {
+    "inception3a": (64, 96, 128, 16, 32, 32),
+    "inception3b": (128, 128, 192, 32, 96, 64),
+    "inception4a": (192, 96, 208, 16, 48, 64),
+    "inception4b": (160, 112, 224, 24, 64, 64),
+    "inception4c": (128, 128, 256, 24, 64, 64),
+    "inception4d": (112, 144, 288, 32, 64, 64),
+    "inception4e": (256, 160, 320, 32, 128, 128),
+    "inception5a": (256, 160, 320, 32, 128, 128),
+    "inception5b": (384, 192, 384, 48, 128, 128),
+}
+
+# Figure 5 of the BN paper: name → (#1×1, #3×3 reduce, #3×3, double #3×3 reduce,
+# double #3×3, pool type, pool proj). #1×1 = 0 and proj = 0 mark the stride-2 modules whose
+# pool branch is a max-pool pass-through.
+BN_INCEPTION_TABLE: dict[str, tuple[int, int, int, int, int, str, int]] = {
+    "inception3a": (64, 64, 64, 64, 96, "avg", 32),
+    "inception3b": (64, 64, 96, 64, 96, "avg", 64),
+    "inception3c": (0, 128, 160, 64, 96, "max", 0),
+    "inception4a": (224, 64, 96, 96, 128, "avg", 128),
+    "inception4b": (192, 96, 128, 96, 128, "avg", 128),
+    "inception4c": (160, 128, 160, 128, 160, "avg", 128),
+    "inception4d": (96, 128, 192, 160, 192, "avg", 128),
+    "inception4e": (0, 128, 192, 192, 256, "max", 0),
+    "inception5a": (352, 192, 320, 160, 224, "avg", 128),
+    "inception5b": (352, 192, 320, 192, 224, "max", 128),
+}
+
+
+class InceptionModule(nn.Module):
+    """GoogLeNet Inception module (Fig. 2b): 1×1 | 1×1→3×3 | 1×1→k×k | 3×3 max-pool→1×1.
+
+    ``k5`` is the kernel of the "5×5" branch (5 in the paper, 3 in torchvision).
+    """
+
+    ch1x1: int
+    ch3x3red: int
+    ch3x3: int
+    ch5x5red: int
+    ch5x5: int
+    pool_proj: int
+    unit: ModuleDef
+    k5: int = 5
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        u = self.unit
+        b1 = u(self.ch1x1, 1, padding=0, name="branch1")(x)
+        b2 = u(self.ch3x3red, 1, padding=0, name="branch2.0")(x)
+        b2 = u(self.ch3x3, 3, padding=1, name="branch2.1")(b2)
+        b3 = u(self.ch5x5red, 1, padding=0, name="branch3.0")(x)
+        b3 = u(self.ch5x5, self.k5, padding=self.k5 // 2, name="branch3.1")(b3)
+        b4 = layers.max_pool(x, 3, 1, padding=1, ceil_mode=True)
+        b4 = u(self.pool_proj, 1, padding=0, name="branch4.1")(b4)
+        return jnp.concatenate([b1, b2, b3, b4], axis=-1)
+
+
+class GoogLeNetAux(nn.Module):
+    """Auxiliary classifier (Sec. 5): pool → 1×1 conv 128 → FC 1024 → dropout 0.7 → FC.
+
+    Sows its logits into :data:`flaxnets.AUX_COLLECTION` as ``logits`` when ``train``.
+
+    ``adaptive=True`` is torchvision's adaptive 4×4 average pool; otherwise the paper's
+    5×5 stride-3 average pool (4×4 for the 14×14 grid of a 224 input).
+    """
+
+    num_classes: int
+    unit: ModuleDef
+    adaptive: bool
+    dropout: float = 0.7
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool) -> Array:
+        if self.adaptive:
+            x = layers.adaptive_avg_pool(x, 4)
+        else:
+            x = layers.avg_pool(x, 5, 3)
+            if x.shape[1:3] != (4, 4):  # FC 1024 is defined on the 4×4×128 map
+                raise ValueError(f"paper aux head needs a 14–16 grid at 4a/4d, got a {x.shape[1:3]} "
+                                 "pooled map; use a ≈224 input or aux_logits=False")
+        x = self.unit(128, 1, padding=0, name="conv")(x)
+        x = layers.flatten_nchw(x)
+        dense = layers.make_dense(self.dtype)
+        x = nn.relu(dense(1024, name="fc1")(x))
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = dense(self.num_classes, name="fc2")(x).astype(jnp.float32)
+        if train:
+            self.sow(AUX_COLLECTION, "logits", x)
+        return x
+
+
+class GoogLeNet(nn.Module):
+    """GoogLeNet, Table 1 of Szegedy et al. 2015, with its two auxiliary classifiers.
+
+    Attributes:
+      paper: True → the paper's network (biased convs, LRN, 5×5 branch, 5×5/3 aux pool,
+        dropout 0.4); False → torchvision's (BatchNorm eps 1e-3, 3×3 branch, adaptive aux
+        pool, dropout 0.2).
+      aux_logits: build the aux heads after 4a and 4d (sown in training only).
+      aux_loss_weight: weight of each aux head's loss (0.3, Sec. 5).
+      dropout: dropout before the classifier; ``None`` → 0.4 (paper) / 0.2 (torchvision).
+      aux_dropout: dropout inside the aux heads (0.7).
+    """
+
+    num_classes: int = 1000
+    paper: bool = False
+    aux_logits: bool = True
+    aux_loss_weight: float = 0.3
+    dropout: float | None = None
+    aux_dropout: float = 0.7
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
+        if self.paper:
+            conv = layers.make_conv(self.dtype, use_bias=True)
+            unit = functools.partial(layers.ConvBNAct, conv=conv, norm=None)
+            lrn = functools.partial(layers.LocalResponseNorm, size=5, alpha=1e-4, beta=0.75, k=1.0,
+                                    alpha_over_size=True)
+        else:
+            conv = layers.make_conv(self.dtype)
+            norm = layers.batch_norm(train, self.dtype, epsilon=1e-3)
+            unit = functools.partial(layers.ConvBNAct, conv=conv, norm=norm)
+        x = x.astype(self.dtype)
+        x = unit(64, 7, strides=2, padding=3, name="conv1")(x)
+        x = layers.max_pool(x, 3, 2, ceil_mode=True)
+        if self.paper:
+            x = lrn()(x)
+        x = unit(64, 1, padding=0, name="conv2")(x)
+        x = unit(192, 3, padding=1, name="conv3")(x)
+        if self.paper:
+            x = lrn()(x)
+        x = layers.max_pool(x, 3, 2, ceil_mode=True)
+        k5 = 5 if self.paper else 3
+        for name, cfg in GOOGLENET_TABLE.items():
+            if name == "inception4a":
+                x = layers.max_pool(x, 3, 2, ceil_mode=True)
+            elif name == "inception5a":
+                # Table 1: max pool 3×3/2; torchvision: 2×2/2 (same 7×7 output at 224).
+                x = layers.max_pool(x, 3 if self.paper else 2, 2, ceil_mode=True)
+            x = InceptionModule(*cfg, unit=unit, k5=k5, name=name)(x)
+            aux_name = {"inception4a": "aux1", "inception4d": "aux2"}.get(name)
+            if aux_name and self.aux_logits:
+                # The head sows its own logits (at ``aux1/logits``): the parent cannot sow
+                # under "aux1", the head's (torchvision) module name.
+                GoogLeNetAux(self.num_classes, unit, adaptive=not self.paper,
+                             dropout=self.aux_dropout, dtype=self.dtype, name=aux_name)(x, train)
+        # Table 1: 7×7/1 average pool on the 7×7 grid, i.e. a global average.
+        x = layers.global_avg_pool(x)
+        rate = self.dropout if self.dropout is not None else (0.4 if self.paper else 0.2)
+        x = nn.Dropout(rate, deterministic=not train)(x)
+        x = layers.make_dense(self.dtype)(self.num_classes, name="fc")(x)
+        return x.astype(jnp.float32)
+
+
+class BNInceptionModule(nn.Module):
+    """BN-Inception module (BN paper, Figure 5): 1×1 | 1×1→3×3 | 1×1→3×3→3×3 | pool(→1×1).
+
+    ``strides=2`` (3c, 4e): no 1×1 branch, the last conv of each branch has stride 2 and
+    the pool branch is a 3×3/2 max-pool pass-through (padding 1, aligned with the convs).
+    """
+
+    ch1x1: int
+    ch3x3red: int
+    ch3x3: int
+    dbl_red: int
+    dbl: int
+    pool: str
+    pool_proj: int
+    unit: ModuleDef
+    strides: int = 1
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        u, s = self.unit, self.strides
+        outs = []
+        if self.ch1x1:
+            outs.append(u(self.ch1x1, 1, padding=0, name="branch1")(x))
+        b = u(self.ch3x3red, 1, padding=0, name="branch2.0")(x)
+        outs.append(u(self.ch3x3, 3, strides=s, padding=1, name="branch2.1")(b))
+        b = u(self.dbl_red, 1, padding=0, name="branch3.0")(x)
+        b = u(self.dbl, 3, padding=1, name="branch3.1")(b)
+        outs.append(u(self.dbl, 3, strides=s, padding=1, name="branch3.2")(b))
+        if self.pool == "max":
+            p = layers.max_pool(x, 3, s, padding=1)
+        else:
+            p = layers.avg_pool(x, 3, s, padding=1)
+        if self.pool_proj:
+            p = u(self.pool_proj, 1, padding=0, name="branch4.1")(p)
+        outs.append(p)
+        return jnp.concatenate(outs, axis=-1)
+
+
+class BNInception(nn.Module):
+    """BN-Inception (Ioffe & Szegedy 2015, Figure 5): Inception with BatchNorm everywhere.
+
+    Stem: conv 7×7/2 64, max pool 3×3/2, conv 1×1 64, conv 3×3 192, max pool 3×3/2 (ceil
+    mode, as GoogLeNet); modules per :data:`BN_INCEPTION_TABLE`; global average pool,
+    optional dropout (the paper removes it, Sec. 4.2.1), linear classifier.
+    """
+
+    num_classes: int = 1000
+    dropout: float = 0.0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
+        conv = layers.make_conv(self.dtype)
+        norm = layers.batch_norm(train, self.dtype)
+        unit = functools.partial(layers.ConvBNAct, conv=conv, norm=norm)
+        x = x.astype(self.dtype)
+        x = unit(64, 7, strides=2, padding=3, name="conv1")(x)
+        x = layers.max_pool(x, 3, 2, ceil_mode=True)
+        x = unit(64, 1, padding=0, name="conv2")(x)
+        x = unit(192, 3, padding=1, name="conv3")(x)
+        x = layers.max_pool(x, 3, 2, ceil_mode=True)
+        for name, cfg in BN_INCEPTION_TABLE.items():
+            x = BNInceptionModule(*cfg, unit=unit, strides=1 if cfg[0] else 2, name=name)(x)
+        x = layers.global_avg_pool(x)
+        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = layers.make_dense(self.dtype)(self.num_classes, name="fc")(x)
+        return x.astype(jnp.float32)
+
+
+def _conv_params(k: int | Sequence[int], cin: int, cout: int, bias: bool) -> int:
+    kh, kw = (k, k) if isinstance(k, int) else k
+    return kh * kw * cin * cout + (cout if bias else 0)
+
+
+def googlenet_param_count(paper: bool, aux: bool, num_classes: int = 1000) -> int:
+    """Parameter count of GoogLeNet derived from Table 1 (weights + biases / BN affine).
+
+    Paper: every conv has a bias, the "5×5" branch is 5×5. torchvision: no conv bias, a
+    BatchNorm (γ, β) after every conv, 3×3 instead of 5×5.
+    """
+    extra = (lambda c: c) if paper else (lambda c: 2 * c)  # bias, or BN scale + shift
+
+    def conv(k: int, cin: int, cout: int) -> int:
+        return _conv_params(k, cin, cout, bias=False) + extra(cout)
+
+    total = conv(7, 3, 64) + conv(1, 64, 64) + conv(3, 64, 192)
+    cin, aux_in = 192, []
+    for name, (c1, r3, c3, r5, c5, pp) in GOOGLENET_TABLE.items():
+        if name in ("inception4a", "inception4d"):
+            aux_in.append(c1 + c3 + c5 + pp)
+        total += (conv(1, cin, c1) + conv(1, cin, r3) + conv(3, r3, c3) + conv(1, cin, r5)
+                  + conv(5 if paper else 3, r5, c5) + conv(1, cin, pp))
+        cin = c1 + c3 + c5 + pp
+    total += cin * num_classes + num_classes
+    if aux:
+        for c in aux_in:
+            total += conv(1, c, 128) + (2048 * 1024 + 1024) + (1024 * num_classes + num_classes)
+    return total
+
+
+def bn_inception_param_count(num_classes: int = 1000) -> int:
+    """Parameter count of BN-Inception derived from Figure 5 (conv weights + BN γ, β)."""
+
+    def conv(k: int, cin: int, cout: int) -> int:
+        return k * k * cin * cout + 2 * cout
+
+    total = conv(7, 3, 64) + conv(1, 64, 64) + conv(3, 64, 192)
+    cin = 192
+    for c1, r3, c3, rd, cd, _, pp in BN_INCEPTION_TABLE.values():
+        total += conv(1, cin, c1) if c1 else 0
+        total += conv(1, cin, r3) + conv(3, r3, c3) + conv(1, cin, rd) + conv(3, rd, cd) + conv(3, cd, cd)
+        total += conv(1, cin, pp) if pp else 0
+        cin = c1 + c3 + cd + (pp if pp else cin)
+    return total + cin * num_classes + num_classes
+
+
+register_model(
+    "googlenet_paper",
+    functools.partial(GoogLeNet, paper=True),
+    family="googlenet", paper=GOOGLENET_PAPER, year=2015, table="Table 1, Fig. 3, Sec. 5",
+    min_size=223, top1=None, params=googlenet_param_count(paper=True, aux=True),
+    notes="Table 1 as printed (biases, LRN, 5×5 branch, 5×5/3 aux pools, dropout 0.4). The "
+          "aux FC takes the 4×4×128 map, so inputs must give a 14–16 grid at 4a (223–270 px "
+          "for the aux heads; without them any size ≥ 15). Derived count with aux heads; "
+          "without: googlenet_param_count(True, False) ≈ 6.99M (the paper's column sums to "
+          "≈6.8M, it omits biases and rounds). Top-5 error 10.07% (single net, 1 crop, "
+          "Table 3); 6.67% for the 7-model 144-crop ensemble.",
+)
+register_model(
+    "googlenet",
+    functools.partial(GoogLeNet, paper=False),
+    family="googlenet", paper=GOOGLENET_PAPER, year=2015, table="Table 1 (torchvision variant)",
+    min_size=15, top1=69.778, params=13_004_888, twin="torchvision:googlenet",
+    twin_kwargs={"aux_logits": True, "init_weights": True},
+    notes="torchvision GoogLeNet: BN eps 1e-3, 3×3 conv in the '5×5' branch, adaptive aux "
+          "pool; 6,624,904 params without the aux heads (aux_logits=False). top1 is "
+          "torchvision's (the paper reports top-5 only).",
+)
+register_model(
+    "bn_inception",
+    BNInception,
+    family="googlenet", paper=BN_PAPER, year=2015, table="Figure 5",
+    min_size=7, top1=74.8, params=bn_inception_param_count(),
+    notes="Derived count (conv weights + BN γ/β + classifier): bn_inception_param_count(). "
+          "Stride-2 modules use 3×3/2 max pools with padding 1 so they align with the "
+          "padded stride-2 convs at any size. top1: BN-x30, single crop (Sec. 4.2.2, Fig. 3).",
+)
