@@ -230,13 +230,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                      start_step=start_step, data_dir=config.data_dir, **norm)
 
     def save(step: int, metrics_dev: Any, force: bool = False) -> None:
-        if metrics_dev is not None:
-            loss = par.scalars(metrics_dev)["loss"]
-            if not math.isfinite(loss):
-                raise TrainingError(f"non-finite loss {loss} at step {step}: stopping; the last good "
-                                    f"checkpoint (step {max(ckpt.steps(), default='none')}) is kept "
-                                    "(lower --config.learning_rate?)")
-        ckpt.save(step, par.host_state(state), meta, force=force)
+        loss = par.scalars(metrics_dev)["loss"] if metrics_dev is not None else 0.0
+        host = par.host_state(state)
+        # The loss of step t is computed before its update: check the parameters too.
+        if not math.isfinite(loss) or not all(np.all(np.isfinite(x)) for x in
+                                               jax.tree_util.tree_leaves(host.params)):
+            raise TrainingError(f"non-finite loss/parameters at step {step} (loss {loss}): stopping; the "
+                                f"last good checkpoint (step {max(ckpt.steps(), default='none')}) is kept "
+                                "(lower --config.learning_rate?)")
+        ckpt.save(step, host, meta, force=force)
 
     final: dict[str, Any] = {"arch": config.arch, "dataset": dataset}
     step = start_step
@@ -276,8 +278,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                 if step % int(config.checkpoint_every_steps) == 0 and step != stop_step:
                     save(step, metrics)
                 if parallel.any_process(sigterm.raised):
-                    save(step, metrics, force=True)
                     ckpt.wait()
+                    if step not in ckpt.steps():
+                        save(step, metrics, force=True)
+                        ckpt.wait()
                     raise Preempted(f"SIGTERM at step {step}: checkpoint saved in {ckpt.directory}; "
                                     "rerun with the same --workdir to resume")
             if pending is not None:

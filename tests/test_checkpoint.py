@@ -1,0 +1,156 @@
+"""Checkpoints: fallback from a corrupt latest one, arch check, SIGKILL/SIGTERM resume
+that ends with the same parameters as an uninterrupted run, non-finite loss stop."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import pytest
+
+import flaxnets
+from train import checkpoint, steps
+
+ROOT = pathlib.Path(__file__).parent.parent
+# A tiny, fast run: LeNet-5 on the embedded digits, 240 steps, checkpoint every 10.
+TINY = ["--arch=lenet5", "--platform=cpu", "--config.recipe=False", "--config.batch_size=16",
+        "--config.steps_per_epoch=120", "--config.num_epochs=2", "--config.learning_rate=0.05",
+        "--config.checkpoint_every_steps=10", "--config.log_every_steps=20", "--config.eval_every_epochs=100",
+        "--config.tensorboard=False"]
+
+
+def _state(arch: str = "lenet5"):
+    model = flaxnets.create_model(arch)
+    return steps.init_state(model, optax.sgd(0.1, 0.9), flaxnets.model_info(arch).input_size)
+
+
+def test_corrupt_latest_falls_back_and_other_arch_is_refused(tmp_path: pathlib.Path, caplog) -> None:
+    base = _state()
+    ck = checkpoint.Checkpointer(str(tmp_path), keep=3)
+    for s in (1, 2):
+        st = base.replace(step=np.int32(s), params=jax_map(lambda x, s=s: x + s, base.params))
+        ck.save(s, st, {"arch": "lenet5"})
+    ck.close()
+    ck = checkpoint.Checkpointer(str(tmp_path), keep=3)
+    restored, meta = ck.restore(base, "lenet5")
+    assert int(restored.step) == 2 and meta["arch"] == "lenet5"
+    with pytest.raises(checkpoint.CheckpointError, match="arch 'lenet5'"):
+        ck.restore(_state("lenet5"), "resnet20")
+    ck.close()
+    files = glob.glob(str(tmp_path / "checkpoints" / "2" / "state" / "**" / "d" / "*"), recursive=True)
+    assert files
+    for f in files:
+        with open(f, "r+b") as fh:
+            fh.truncate(7)
+    ck = checkpoint.Checkpointer(str(tmp_path), keep=3)
+    restored, _ = ck.restore(base, "lenet5")
+    assert int(restored.step) == 1
+    for got, want in zip(jax_leaves(restored.params), jax_leaves(base.params), strict=True):
+        np.testing.assert_allclose(got, want + 1)
+    assert any("corrupt" in r.getMessage() for r in caplog.records)
+    ck.close()
+
+
+def jax_map(fn, tree):
+    import jax
+
+    return jax.tree_util.tree_map(fn, tree)
+
+
+def jax_leaves(tree):
+    import jax
+
+    return jax.tree_util.tree_leaves(tree)
+
+
+def _cmd(workdir: pathlib.Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "train.main", f"--workdir={workdir}", *TINY, *extra]
+
+
+def _env() -> dict:
+    return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+
+
+def _run(workdir: pathlib.Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(_cmd(workdir, *extra), cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=900)
+
+
+def _saved(workdir: pathlib.Path) -> list[int]:
+    d = workdir / "checkpoints"
+    return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.exists() else []
+
+
+def _final_params(workdir: pathlib.Path) -> dict:
+    step = max(_saved(workdir))
+    with ocp.CheckpointManager(str(workdir / "checkpoints"), item_names=("state", "meta")) as mgr:
+        tree = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+    return {"step": step, "params": tree["params"], "batch_stats": tree.get("batch_stats")}
+
+
+def _start_and_signal(workdir: pathlib.Path, sig: int, after_new_than: int) -> subprocess.CompletedProcess:
+    """Start a run and send ``sig`` once a checkpoint newer than ``after_new_than`` exists."""
+    out_path, err_path = workdir.parent / f"{workdir.name}.{sig}.out", workdir.parent / f"{workdir.name}.{sig}.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:
+        proc = subprocess.Popen(_cmd(workdir), cwd=ROOT, env=_env(), stdout=out, stderr=err, text=True)
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            if any(s > after_new_than for s in _saved(workdir)):
+                proc.send_signal(sig)
+                break
+            time.sleep(0.02)
+        proc.wait(timeout=600)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out_path.read_text(), err_path.read_text())
+
+
+@pytest.mark.slow
+def test_kill_resume_preempt_equals_uninterrupted(tmp_path: pathlib.Path) -> None:
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
+    ref = _run(ref_dir)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+
+    killed = _start_and_signal(run_dir, signal.SIGKILL, after_new_than=0)
+    assert killed.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    first = max(_saved(run_dir))
+    assert first < 240
+
+    preempted = _start_and_signal(run_dir, signal.SIGTERM, after_new_than=first)
+    assert preempted.returncode == 143, preempted.stderr[-2000:]
+    assert "SIGTERM at step" in preempted.stderr and f"resumed at step {first}" in preempted.stdout
+    second = max(_saved(run_dir))
+    assert first < second < 240
+
+    done = _run(run_dir)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resumed at step {second}" in done.stdout and "test accuracy" in done.stdout
+    a, b = _final_params(ref_dir), _final_params(run_dir)
+    assert a["step"] == b["step"] == 240
+    for x, y in zip(jax_leaves(a["params"]), jax_leaves(b["params"]), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+    # Resuming this workdir with another arch is refused in one line.
+    other = _run(run_dir, "--arch=resnet20")
+    assert other.returncode == 1
+    err = [ln for ln in other.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "'lenet5'" in err[0] and "'resnet20'" in err[0]
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_and_keeps_good_checkpoint(tmp_path: pathlib.Path) -> None:
+    out = _run(tmp_path, "--config.learning_rate=1e30", "--config.checkpoint_every_steps=1",
+               "--config.optimizer=sgd", "--config.momentum=0.0")
+    assert out.returncode == 1
+    err = [ln for ln in out.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "non-finite loss" in err[0], out.stderr[-2000:]
+    for step in _saved(tmp_path):
+        with ocp.CheckpointManager(str(tmp_path / "checkpoints"), item_names=("state", "meta")) as mgr:
+            tree = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+        assert all(np.all(np.isfinite(x)) for x in jax_leaves(tree["params"])), step
