@@ -15,6 +15,12 @@ activations live) and, on accelerators, the device's ``peak_bytes_in_use``. torc
 ``torch.cuda.max_memory_allocated`` on GPU; on CPU the growth of peak RSS of a fresh
 process per configuration (an upper bound including allocator slack). ``--steps 0``
 skips running (no img/s) and torch.
+
+Measured on XLA:CPU (2 shared cores), densenet121, batch 64, 224×224: temporaries
+11,764 MB plain vs 11,767 MB with ``memory_efficient`` (compile 388 s vs 453 s): XLA's
+fusion presumably recomputes the concat/BN/ReLU inside the fused consumers, so the explicit
+remat brings no saving there; accelerator backends (convolutions as library calls whose
+inputs must be materialised) are where it is expected to matter.
 """
 
 from __future__ import annotations

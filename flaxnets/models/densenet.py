@@ -142,7 +142,10 @@ class DenseNet(nn.Module):
         conv, Sec. 4.1).
       drop_rate: dropout after every convolution but the first (paper: 0.2 on C10/C100
         without augmentation).
-      memory_efficient: recompute concat-BN-ReLU-1×1 conv in the backward pass.
+      memory_efficient: recompute concat-BN-ReLU-1×1 conv in the backward pass. Same
+        parameters, outputs and gradients. On XLA:CPU it does not lower the train step's
+        temporaries (benchmarks/densenet_memory.py), presumably because XLA's fusion recomputes the
+        cheap concat/BN/ReLU from the stored layer outputs instead of keeping them.
     """
 
     block_config: Sequence[int]
