@@ -1,0 +1,401 @@
+"""Inception-v4 and Inception-ResNet-v1/v2.
+
+Paper: Szegedy, Ioffe, Vanhoucke & Alemi, "Inception-v4, Inception-ResNet and the Impact
+of Residual Connections on Learning", AAAI 2017.
+  * Inception-v4 (Fig. 9): stem Fig. 3, 4×Inception-A (Fig. 4), Reduction-A (Fig. 7,
+    k, l, m, n = 192, 224, 256, 384, Table 1), 7×Inception-B (Fig. 5), Reduction-B
+    (Fig. 8), 3×Inception-C (Fig. 6), average pool, dropout (keep 0.8), softmax.
+  * Inception-ResNet-v1 (Fig. 15): stem Fig. 14, 5×Inception-ResNet-A (Fig. 10),
+    Reduction-A (k, l, m, n = 192, 192, 256, 384), 10×Inception-ResNet-B (Fig. 11),
+    Reduction-B (Fig. 12), 5×Inception-ResNet-C (Fig. 13).
+  * Inception-ResNet-v2 (Fig. 15 with Figs. 16-19): timm's ``inception_resnet_v2``, which
+    follows Google's released checkpoint (stem of Inception-v3 + "Mixed_5b" instead of
+    Fig. 3; 10/20/9+1 residual blocks; final 1×1 conv to 1536 channels).
+  * Sec. 3.3 (Fig. 20): residual branches are scaled by 0.1-0.3 before the addition;
+    ``scales`` = (A, B, C) defaults to the released 0.17, 0.10, 0.20.
+
+Every conv is Conv → BatchNorm (eps 1e-3) → ReLU, except the residual blocks' final 1×1
+"up" convolution, which is linear with a bias (BatchNorm only on the traditional layers,
+Sec. 3.2). Module names equal timm's ``state_dict`` paths, so timm weights convert 1:1.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from flaxnets import layers
+from flaxnets.registry import INCEPTION_MEAN, INCEPTION_STD, register_model
+
+ModuleDef = Any
+Array = Any
+
+PAPER = "Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning"
+
+# A branch is a sequence of convs (features, kernel, stride, padding); named "<b>.<i>" in
+# timm's nn.Sequential layout (or "<b>" when it holds a single conv).
+Conv = tuple[int, int | tuple[int, int], int, int | tuple[int, int]]
+
+
+def _branch(unit: ModuleDef, x: Array, convs: Sequence[Conv], name: str, seq: bool = True) -> Array:
+    for i, (f, k, s, p) in enumerate(convs):
+        x = unit(f, k, strides=s, padding=p, name=f"{name}.{i}" if seq else name)(x)
+    return x
+
+
+def _avg(x: Array) -> Array:
+    return layers.avg_pool(x, 3, 1, padding=1, count_include_pad=False)
+
+
+# --- Inception-v4 blocks ----------------------------------------------------------------
+
+class Mixed3a(nn.Module):
+    """Stem (Fig. 3), first split: 3×3/2 max pool | 3×3/2 conv 96."""
+
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        return jnp.concatenate([layers.max_pool(x, 3, 2), self.unit(96, 3, strides=2, name="conv")(x)], -1)
+
+
+class Mixed4a(nn.Module):
+    """Stem (Fig. 3), second split: 1×1 64 → 3×3 96 | 1×1 64 → 7×1 → 1×7 → 3×3 96."""
+
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        b0 = _branch(self.unit, x, [(64, 1, 1, 0), (96, 3, 1, 0)], "branch0")
+        b1 = _branch(self.unit, x, [(64, 1, 1, 0), (64, (1, 7), 1, (0, 3)), (64, (7, 1), 1, (3, 0)),
+                                    (96, 3, 1, 0)], "branch1")
+        return jnp.concatenate([b0, b1], -1)
+
+
+class Mixed5a(nn.Module):
+    """Stem (Fig. 3), third split: 3×3/2 conv 192 | 3×3/2 max pool."""
+
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        return jnp.concatenate([self.unit(192, 3, strides=2, name="conv")(x), layers.max_pool(x, 3, 2)], -1)
+
+
+class InceptionA(nn.Module):
+    """Inception-A (Fig. 4), 35×35×384."""
+
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        u = self.unit
+        b0 = u(96, 1, name="branch0")(x)
+        b1 = _branch(u, x, [(64, 1, 1, 0), (96, 3, 1, 1)], "branch1")
+        b2 = _branch(u, x, [(64, 1, 1, 0), (96, 3, 1, 1), (96, 3, 1, 1)], "branch2")
+        b3 = u(96, 1, name="branch3.1")(_avg(x))
+        return jnp.concatenate([b0, b1, b2, b3], -1)
+
+
+class ReductionA(nn.Module):
+    """Reduction-A (Fig. 7): 3×3/2 conv n | 1×1 k → 3×3 l → 3×3/2 m | 3×3/2 max pool."""
+
+    k: int
+    l: int  # noqa: E741 (the paper's name)
+    m: int
+    n: int
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        b0 = self.unit(self.n, 3, strides=2, name="branch0")(x)
+        b1 = _branch(self.unit, x, [(self.k, 1, 1, 0), (self.l, 3, 1, 1), (self.m, 3, 2, 0)], "branch1")
+        return jnp.concatenate([b0, b1, layers.max_pool(x, 3, 2)], -1)
+
+
+class InceptionB(nn.Module):
+    """Inception-B (Fig. 5), 17×17×1024."""
+
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        u = self.unit
+        b0 = u(384, 1, name="branch0")(x)
+        b1 = _branch(u, x, [(192, 1, 1, 0), (224, (1, 7), 1, (0, 3)), (256, (7, 1), 1, (3, 0))], "branch1")
+        b2 = _branch(u, x, [(192, 1, 1, 0), (192, (7, 1), 1, (3, 0)), (224, (1, 7), 1, (0, 3)),
+                            (224, (7, 1), 1, (3, 0)), (256, (1, 7), 1, (0, 3))], "branch2")
+        b3 = u(128, 1, name="branch3.1")(_avg(x))
+        return jnp.concatenate([b0, b1, b2, b3], -1)
+
+
+class ReductionB(nn.Module):
+    """Reduction-B of Inception-v4 (Fig. 8)."""
+
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        b0 = _branch(self.unit, x, [(192, 1, 1, 0), (192, 3, 2, 0)], "branch0")
+        b1 = _branch(self.unit, x, [(256, 1, 1, 0), (256, (1, 7), 1, (0, 3)), (320, (7, 1), 1, (3, 0)),
+                                    (320, 3, 2, 0)], "branch1")
+        return jnp.concatenate([b0, b1, layers.max_pool(x, 3, 2)], -1)
+
+
+class InceptionC(nn.Module):
+    """Inception-C (Fig. 6), 8×8×1536."""
+
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        u = self.unit
+        b0 = u(256, 1, name="branch0")(x)
+        b1 = u(384, 1, name="branch1_0")(x)
+        b1 = jnp.concatenate([u(256, (1, 3), padding=(0, 1), name="branch1_1a")(b1),
+                              u(256, (3, 1), padding=(1, 0), name="branch1_1b")(b1)], -1)
+        b2 = u(384, 1, name="branch2_0")(x)
+        b2 = u(448, (3, 1), padding=(1, 0), name="branch2_1")(b2)
+        b2 = u(512, (1, 3), padding=(0, 1), name="branch2_2")(b2)
+        b2 = jnp.concatenate([u(256, (1, 3), padding=(0, 1), name="branch2_3a")(b2),
+                              u(256, (3, 1), padding=(1, 0), name="branch2_3b")(b2)], -1)
+        b3 = u(256, 1, name="branch3.1")(_avg(x))
+        return jnp.concatenate([b0, b1, b2, b3], -1)
+
+
+class InceptionV4(nn.Module):
+    """Inception-v4 (Fig. 9), timm layout (``features.0`` … ``features.21``, ``last_linear``).
+
+    Attributes:
+      drop_rate: dropout before the classifier (Fig. 9: keep 0.8 → 0.2; timm's default 0).
+    """
+
+    num_classes: int = 1000
+    drop_rate: float = 0.2
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
+        unit = _unit(train, self.dtype)
+        x = x.astype(self.dtype)
+        blocks: list[Any] = [
+            functools.partial(unit, 32, 3, strides=2), functools.partial(unit, 32, 3),
+            functools.partial(unit, 64, 3, padding=1),
+            functools.partial(Mixed3a, unit), functools.partial(Mixed4a, unit),
+            functools.partial(Mixed5a, unit),
+            *[functools.partial(InceptionA, unit)] * 4,
+            functools.partial(ReductionA, 192, 224, 256, 384, unit),
+            *[functools.partial(InceptionB, unit)] * 7,
+            functools.partial(ReductionB, unit),
+            *[functools.partial(InceptionC, unit)] * 3,
+        ]
+        for i, block in enumerate(blocks):
+            x = block(name=f"features.{i}")(x)
+        return _head(x, self.num_classes, self.drop_rate, train, self.dtype, "last_linear")
+
+
+# --- Inception-ResNet blocks ------------------------------------------------------------
+
+class ResidualInception(nn.Module):
+    """Inception-ResNet block: branches → concat → linear 1×1 conv (bias) → ×scale → +x → ReLU.
+
+    ``branches`` holds each branch's convs; ``seq`` says whether a one-conv branch is
+    named ``branch0`` (False) or ``branch0.0`` (True, nn.Sequential).
+    """
+
+    branches: Sequence[Sequence[Conv]]
+    scale: float
+    unit: ModuleDef
+    conv: ModuleDef
+    activate: bool = True
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        outs = [_branch(self.unit, x, convs, f"branch{i}", seq=len(convs) > 1)
+                for i, convs in enumerate(self.branches)]
+        y = self.conv(x.shape[-1], (1, 1), padding="VALID", name="conv2d")(jnp.concatenate(outs, -1))
+        y = x + self.scale * y
+        return nn.relu(y) if self.activate else y
+
+
+class ReductionSplit(nn.Module):
+    """A grid reduction: conv branches (last conv stride 2) concatenated with a 3×3/2 max pool."""
+
+    branches: Sequence[Sequence[Conv]]
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        outs = [_branch(self.unit, x, convs, f"branch{i}", seq=len(convs) > 1)
+                for i, convs in enumerate(self.branches)]
+        return jnp.concatenate([*outs, layers.max_pool(x, 3, 2)], -1)
+
+
+class Mixed5b(nn.Module):
+    """Inception-ResNet-v2's released 35×35 entry module (an Inception-v3 "A" module, 320 out)."""
+
+    unit: ModuleDef
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        u = self.unit
+        b0 = u(96, 1, name="branch0")(x)
+        b1 = _branch(u, x, [(48, 1, 1, 0), (64, 5, 1, 2)], "branch1")
+        b2 = _branch(u, x, [(64, 1, 1, 0), (96, 3, 1, 1), (96, 3, 1, 1)], "branch2")
+        b3 = u(64, 1, name="branch3.1")(_avg(x))
+        return jnp.concatenate([b0, b1, b2, b3], -1)
+
+
+# Branch specs: (features, kernel, stride, padding) per conv.
+_1x7, _7x1 = ((1, 7), (0, 3)), ((7, 1), (3, 0))
+_1x3, _3x1 = ((1, 3), (0, 1)), ((3, 1), (1, 0))
+V2_A = [[(32, 1, 1, 0)], [(32, 1, 1, 0), (32, 3, 1, 1)], [(32, 1, 1, 0), (48, 3, 1, 1), (64, 3, 1, 1)]]
+V2_B = [[(192, 1, 1, 0)], [(128, 1, 1, 0), (160, _1x7[0], 1, _1x7[1]), (192, _7x1[0], 1, _7x1[1])]]
+V2_C = [[(192, 1, 1, 0)], [(192, 1, 1, 0), (224, _1x3[0], 1, _1x3[1]), (256, _3x1[0], 1, _3x1[1])]]
+V2_RED_A = [[(384, 3, 2, 0)], [(256, 1, 1, 0), (256, 3, 1, 1), (384, 3, 2, 0)]]  # k,l,m,n=256,256,384,384
+V2_RED_B = [[(256, 1, 1, 0), (384, 3, 2, 0)], [(256, 1, 1, 0), (288, 3, 2, 0)],
+            [(256, 1, 1, 0), (288, 3, 1, 1), (320, 3, 2, 0)]]
+V1_A = [[(32, 1, 1, 0)], [(32, 1, 1, 0), (32, 3, 1, 1)], [(32, 1, 1, 0), (32, 3, 1, 1), (32, 3, 1, 1)]]
+V1_B = [[(128, 1, 1, 0)], [(128, 1, 1, 0), (128, _1x7[0], 1, _1x7[1]), (128, _7x1[0], 1, _7x1[1])]]
+V1_C = [[(192, 1, 1, 0)], [(192, 1, 1, 0), (192, _1x3[0], 1, _1x3[1]), (192, _3x1[0], 1, _3x1[1])]]
+V1_RED_A = [[(384, 3, 2, 0)], [(192, 1, 1, 0), (192, 3, 1, 1), (256, 3, 2, 0)]]  # k,l,m,n=192,192,256,384
+V1_RED_B = [[(256, 1, 1, 0), (384, 3, 2, 0)], [(256, 1, 1, 0), (256, 3, 2, 0)],
+            [(256, 1, 1, 0), (256, 3, 1, 1), (256, 3, 2, 0)]]
+
+
+class InceptionResNet(nn.Module):
+    """Inception-ResNet-v2 (``version=2``, timm layout) or the paper's v1 (``version=1``).
+
+    v2 (timm / released checkpoint): conv2d_1a … conv2d_4a, max pool, mixed_5b (320),
+    10×block35 (``repeat``), mixed_6a (Reduction-A), 20×block17 (``repeat_1``), mixed_7a
+    (Reduction-B), 9×block8 (``repeat_2``) + a final block8 without ReLU and scale 1
+    (``block8``), conv2d_7b 1×1 → 1536, average pool, ``classif``.
+
+    v1 (paper Figs. 10-15): stem of Fig. 14 (… 1×1 80, 3×3 192, 3×3/2 256 → 35×35×256),
+    5×A (256), Reduction-A (→ 896), 10×B, Reduction-B (→ 1792), 5×C, average pool,
+    dropout, ``classif``.
+
+    Attributes:
+      scales: residual scaling (A, B, C) of Sec. 3.3 (0.17, 0.10, 0.20 as released).
+      drop_rate: dropout before the classifier (Fig. 15: keep 0.8 → 0.2; timm's default 0).
+    """
+
+    num_classes: int = 1000
+    version: int = 2
+    scales: tuple[float, float, float] = (0.17, 0.10, 0.20)
+    drop_rate: float = 0.2
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
+        unit = _unit(train, self.dtype)
+        conv = layers.make_conv(self.dtype, use_bias=True)
+        sa, sb, sc = self.scales
+        x = x.astype(self.dtype)
+        x = unit(32, 3, strides=2, name="conv2d_1a")(x)
+        x = unit(32, 3, name="conv2d_2a")(x)
+        x = unit(64, 3, padding=1, name="conv2d_2b")(x)
+        x = layers.max_pool(x, 3, 2)
+        x = unit(80, 1, name="conv2d_3b")(x)
+        x = unit(192, 3, name="conv2d_4a")(x)
+        if self.version == 2:
+            x = layers.max_pool(x, 3, 2)
+            x = Mixed5b(unit, name="mixed_5b")(x)
+            spec = (V2_A, 10, V2_RED_A, V2_B, 20, V2_RED_B, V2_C, 9)
+        elif self.version == 1:
+            x = unit(256, 3, strides=2, name="conv2d_4b")(x)
+            spec = (V1_A, 5, V1_RED_A, V1_B, 10, V1_RED_B, V1_C, 5)
+        else:
+            raise ValueError(f"version must be 1 or 2, got {self.version}")
+        a, na, red_a, b, nb, red_b, c, nc = spec
+        block = functools.partial(ResidualInception, unit=unit, conv=conv)
+        for i in range(na):
+            x = block(a, sa, name=f"repeat.{i}")(x)
+        x = ReductionSplit(red_a, unit, name="mixed_6a")(x)
+        for i in range(nb):
+            x = block(b, sb, name=f"repeat_1.{i}")(x)
+        x = ReductionSplit(red_b, unit, name="mixed_7a")(x)
+        for i in range(nc):
+            x = block(c, sc, name=f"repeat_2.{i}")(x)
+        if self.version == 2:
+            x = block(c, 1.0, activate=False, name="block8")(x)
+            x = unit(1536, 1, name="conv2d_7b")(x)
+        return _head(x, self.num_classes, self.drop_rate, train, self.dtype, "classif")
+
+
+def _unit(train: bool, dtype: Any) -> ModuleDef:
+    conv = layers.make_conv(dtype)
+    norm = layers.batch_norm(train, dtype, epsilon=1e-3)
+    return functools.partial(layers.ConvBNAct, conv=conv, norm=norm, padding=0)
+
+
+def _head(x: Array, num_classes: int, rate: float, train: bool, dtype: Any, name: str) -> Array:
+    x = layers.global_avg_pool(x)
+    x = nn.Dropout(rate, deterministic=not train)(x)
+    return layers.make_dense(dtype)(num_classes, name=name)(x).astype(jnp.float32)
+
+
+def _count_convs(branches: Sequence[Sequence[Conv]], cin: int) -> tuple[int, int]:
+    """(params, output channels) of conv-BN branches: k_h·k_w·c_in·c_out + 2·c_out each."""
+    total, out = 0, 0
+    for convs in branches:
+        c = cin
+        for f, k, _, _ in convs:
+            kh, kw = (k, k) if isinstance(k, int) else k
+            total += kh * kw * c * f + 2 * f
+            c = f
+        out += c
+    return total, out
+
+
+def inception_resnet_v1_param_count(num_classes: int = 1000) -> int:
+    """Parameter count of Inception-ResNet-v1 derived from Figs. 10-14 and Reduction-A
+    (k, l, m, n = 192, 192, 256, 384): conv weights + BN γ/β, residual 1×1 convs with
+    bias, classifier."""
+    total, _ = _count_convs([[(32, 3, 2, 0), (32, 3, 1, 0), (64, 3, 1, 1)]], 3)
+    stem, _ = _count_convs([[(80, 1, 1, 0), (192, 3, 1, 0), (256, 3, 2, 0)]], 64)
+    total += stem
+    c = 256
+    for branches, n, red in ((V1_A, 5, V1_RED_A), (V1_B, 10, V1_RED_B), (V1_C, 5, None)):
+        p, inner = _count_convs(branches, c)
+        total += n * (p + inner * c + c)
+        if red is not None:
+            p, out = _count_convs(red, c)
+            total += p
+            c = out + c  # + the max-pool pass-through
+    return total + c * num_classes + num_classes
+
+
+register_model(
+    "inception_v4",
+    InceptionV4,
+    family="inception_v4", paper=PAPER, year=2017, table="Figs. 3-9, Table 1",
+    input_size=(299, 299, 3), min_size=75, mean=INCEPTION_MEAN, std=INCEPTION_STD,
+    top1=80.0, params=42_679_816, twin="timm:inception_v4",
+    notes="top1: single model, single crop (Table 2: 20.0% top-1 / 5.0% top-5 error; "
+          "Table 4, 144 crops: 17.7% / 3.8%).",
+)
+register_model(
+    "inception_resnet_v2",
+    functools.partial(InceptionResNet, version=2),
+    family="inception_v4", paper=PAPER, year=2017, table="Figs. 7, 15-19, Table 1",
+    input_size=(299, 299, 3), min_size=75, mean=INCEPTION_MEAN, std=INCEPTION_STD,
+    top1=80.1, params=55_843_464, twin="timm:inception_resnet_v2",
+    notes="timm / released-checkpoint layout: the stem is Inception-v3's + Mixed_5b (320 "
+          "channels) rather than Fig. 3, and a final linear block8 + 1×1 conv to 1536. top1: "
+          "single crop (Table 2: 19.9% / 4.9% error; 144 crops, Table 4: 17.8% / 3.7%).",
+)
+register_model(
+    "inception_resnet_v1",
+    functools.partial(InceptionResNet, version=1),
+    family="inception_v4", paper=PAPER, year=2017, table="Figs. 10-15, Table 1",
+    input_size=(299, 299, 3), min_size=75, mean=INCEPTION_MEAN, std=INCEPTION_STD,
+    top1=78.7, params=inception_resnet_v1_param_count(),
+    notes="Paper-only network; derived count inception_resnet_v1_param_count() (the paper "
+          "gives none). Residual scales default to v2's (0.17, 0.10, 0.20). top1: single "
+          "crop (Table 2: 21.3% / 5.5% error).",
+)
