@@ -35,17 +35,23 @@ def build_twin(name: str):
         twin = timm.create_model(twin_name, pretrained=False, **dict(info.twin_kwargs))
     else:
         raise ValueError(f"unknown twin library {lib!r}")
-    # Random but realistic BatchNorm state: calibrate the running statistics on a random
-    # batch (so activations keep a trained network's scale instead of growing through the
-    # depth), then perturb them and the affine parameters.
+    # Random but well-conditioned BatchNorm state: calibrate the running statistics on a
+    # random batch with unit affine parameters (so every BN normalises what reaches it,
+    # whatever the twin's init, e.g. timm's zero-init of the last BN in a block), then
+    # draw scales in [0.5, 1) and small biases and perturb the statistics. Scales below 1
+    # keep the network contractive like a trained one; with scales ≥ 1 deep nets become
+    # chaotic and float32 rounding alone moves the twin's own logits by more than 1e-4.
     bns = [m for m in twin.modules()
            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average: one batch sets the statistics
     h, w, c = info.input_size
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average: one batch sets the statistics
+            if bn.affine:
+                bn.weight.fill_(1.0)
+                bn.bias.zero_()
         twin.train()
         twin(torch.randn(4, c, h, w, generator=gen))
         for bn in bns:
