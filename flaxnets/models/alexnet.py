@@ -93,15 +93,21 @@ class AlexNetPaper(nn.Module):
         x = nn.relu(conv(384, (3, 3), padding=layers.pad2d(1), feature_group_count=g, name="conv4")(x))
         x = nn.relu(conv(256, (3, 3), padding=layers.pad2d(1), feature_group_count=g, name="conv5")(x))
         x = layers.max_pool(x, 3, 2)
-        if x.shape[1:3] != (6, 6):
-            raise ValueError(f"alexnet_paper needs a 6×6 conv5 pool (input 223–254), got {x.shape[1:3]}")
-        x = layers.flatten_nchw(x)
-        x = nn.relu(dense(4096, name="fc6")(x))
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        x = nn.relu(dense(4096, name="fc7")(x))
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        x = dense(self.num_classes, name="fc8")(x)
+        x = fc_head(x, dense, self.num_classes, self.dropout, train, "alexnet_paper (input 223–254)")
         return x.astype(jnp.float32)
+
+
+def fc_head(x: jax.Array, dense: Any, num_classes: int, dropout: float, train: bool, arch: str) -> jax.Array:
+    """FC6-FC7-FC8 of the 2012–13 ImageNet nets (AlexNet, ZFNet): a fixed 6×6×256 input,
+    4096-4096-classes with dropout after FC6 and FC7. Call from a compact ``__call__``."""
+    if x.shape[1:3] != (6, 6):
+        raise ValueError(f"{arch} needs a 6×6 conv5 pool, got {x.shape[1:3]}")
+    x = layers.flatten_nchw(x)
+    x = nn.relu(dense(4096, name="fc6")(x))
+    x = nn.Dropout(dropout, deterministic=not train)(x)
+    x = nn.relu(dense(4096, name="fc7")(x))
+    x = nn.Dropout(dropout, deterministic=not train)(x)
+    return dense(num_classes, name="fc8")(x)
 
 
 register_model(

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from flaxnets import layers
+from flaxnets.models.alexnet import fc_head
 from flaxnets.registry import register_model
 
 PAPER = "Visualizing and Understanding Convolutional Networks"
@@ -58,14 +59,7 @@ class ZFNet(nn.Module):
         x = nn.relu(conv(384, (3, 3), padding=layers.pad2d(1), name="conv4")(x))
         x = nn.relu(conv(256, (3, 3), padding=layers.pad2d(1), name="conv5")(x))
         x = layers.max_pool(x, 3, 2, ceil_mode=True)
-        if x.shape[1:3] != (6, 6):
-            raise ValueError(f"zfnet needs a 6×6 conv5 pool (input ≈ 224), got {x.shape[1:3]}")
-        x = layers.flatten_nchw(x)
-        x = nn.relu(dense(4096, name="fc6")(x))
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        x = nn.relu(dense(4096, name="fc7")(x))
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        x = dense(self.num_classes, name="fc8")(x)
+        x = fc_head(x, dense, self.num_classes, self.dropout, train, "zfnet (input 207–238)")
         return x.astype(jnp.float32)
 
 
