@@ -10,6 +10,7 @@ put in eval mode, and bfloat16 compute with float32 params and statistics.
 from __future__ import annotations
 
 import math
+import os
 
 import chex
 import jax
@@ -23,6 +24,20 @@ import flaxnets
 from flaxnets.summary import count_params
 
 ALL = flaxnets.list_models()
+
+# Models whose train-step compilation does not fit a 2-core, 24 GB CI machine; the same
+# modules run this test through shallower registered siblings. FLAXNETS_HEAVY_TESTS=1
+# (e.g. on an accelerator host) runs them too.
+_HEAVY = {
+    "resnet1202": "XLA CPU compile of the 1202-layer train step took >15 min and >18 GB; "
+                  "resnet20…110 are the same module",
+}
+
+
+def _behaviour_params():
+    heavy_ok = os.environ.get("FLAXNETS_HEAVY_TESTS") == "1"
+    return [pytest.param(n, marks=[pytest.mark.skip(reason=_HEAVY[n])] if n in _HEAVY and not heavy_ok else [])
+            for n in ALL]
 
 
 def _init_shapes(name: str, size=None, **kw):
@@ -66,7 +81,7 @@ def _aux_logits(state) -> list:
     return jax.tree_util.tree_leaves(state.get(flaxnets.AUX_COLLECTION, {}))
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", _behaviour_params())
 def test_train_and_eval_behaviour(name: str) -> None:
     """One compile per model: grads, BN updates, eval logits and bfloat16 logits."""
     num_classes = 7
