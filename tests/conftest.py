@@ -4,12 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 
-# Import torch before TensorFlow and JAX load their shared libraries: importing
-# torchvision (which pulls triton's extension) after them can segfault the process.
-if importlib.util.find_spec("torch") is not None:
-    import torch  # noqa: F401
-    import torchvision  # noqa: F401
-
 import numpy as np
 import pytest
 
