@@ -49,6 +49,31 @@ def test_exponential_staircase() -> None:
     np.testing.assert_allclose([s(0), s(39), s(40), s(80)], [0.01, 0.01, 0.0096, 0.01 * 0.96**2], rtol=1e-5)
 
 
+def test_linear_and_poly_decay_after_warmup() -> None:
+    # ShuffleNet: linear from the peak to 0; warmup (1 epoch = 10 steps) as for every schedule.
+    cfg = _cfg(schedule="linear", warmup_epochs=1.0, batch_size=256)
+    s = optim.make_schedule(cfg, 10, 110)
+    np.testing.assert_allclose([s(0), s(9), s(10), s(35), s(60), s(85)], [0.01, 0.1, 0.1, 0.075, 0.05, 0.025],
+                               rtol=1e-5)
+    assert float(s(110)) == pytest.approx(0.0, abs=1e-7) and float(s(200)) == pytest.approx(0.0, abs=1e-7)
+    cosine = optim.make_schedule(_cfg(schedule="cosine", warmup_epochs=1.0, batch_size=256), 10, 110)
+    np.testing.assert_allclose([s(i) for i in range(10)], [cosine(i) for i in range(10)], rtol=1e-6)
+    # Darknet poly(4): peak·(1 − t/T)^4 over the T = 100 post-warmup steps.
+    p4 = optim.make_schedule(_cfg(schedule="poly", poly_power=4.0, warmup_epochs=1.0, batch_size=256), 10, 110)
+    for t in (0, 25, 50, 90):
+        np.testing.assert_allclose(p4(10 + t), 0.1 * (1 - t / 100) ** 4, rtol=1e-5)
+    np.testing.assert_allclose([p4(0), p4(5)], [s(0), s(5)], rtol=1e-6)
+    assert float(p4(110)) == pytest.approx(0.0, abs=1e-7)
+    # Power 1 is the linear schedule; power 0.5 (SqueezeNet) stays above it.
+    p1 = optim.make_schedule(_cfg(schedule="poly", poly_power=1.0, warmup_epochs=1.0, batch_size=256), 10, 110)
+    np.testing.assert_allclose([p1(t) for t in range(0, 111, 7)], [s(t) for t in range(0, 111, 7)], rtol=1e-5,
+                               atol=1e-8)
+    half = optim.make_schedule(_cfg(schedule="poly", poly_power=0.5, batch_size=256), 10, 100)
+    np.testing.assert_allclose(half(75), 0.1 * 0.5, rtol=1e-5)
+    with pytest.raises(ValueError, match="linear, poly"):
+        optim.make_schedule(_cfg(schedule="polynomial"), 10, 100)
+
+
 def _params():
     return {"conv": {"kernel": jnp.ones((3, 3, 2, 4))}, "bn": {"scale": jnp.ones(4), "bias": jnp.ones(4)},
             "fc": {"kernel": jnp.ones((4, 2)), "bias": jnp.ones(2)}}
@@ -66,6 +91,48 @@ def test_weight_decay_skips_bn_and_bias() -> None:
         upd, _ = tx.update(zeros, tx.init(_params()), _params())
         assert np.all(np.asarray(upd["conv"]["kernel"]) < 0), name  # decayed towards zero
         assert np.all(np.asarray(upd["bn"]["scale"]) == 0) and np.all(np.asarray(upd["fc"]["bias"]) == 0), name
+
+
+def _depthwise_params():
+    rng = np.random.default_rng(0)
+    return {"dw": {"kernel": jnp.asarray(rng.standard_normal((3, 3, 1, 4)), jnp.float32)},
+            "fc": {"kernel": jnp.asarray(rng.standard_normal((4, 2)), jnp.float32)},
+            "bn": {"scale": jnp.asarray(rng.uniform(0.5, 1.5, 4), jnp.float32)}}
+
+
+def test_depthwise_mask() -> None:
+    p = {**_depthwise_params(), "pw": {"kernel": jnp.ones((1, 1, 4, 8))}, "one": {"kernel": jnp.ones((3, 3, 1, 1))}}
+    mask = optim.depthwise_mask(p)
+    assert mask["dw"]["kernel"] and not mask["pw"]["kernel"] and not mask["fc"]["kernel"]
+    assert not mask["bn"]["scale"] and not mask["one"]["kernel"]
+    # Works on abstract shapes (the trainer builds the optimiser from jax.eval_shape output).
+    assert optim.depthwise_mask(jax.eval_shape(lambda: p)) == mask
+
+
+@pytest.mark.parametrize("name", ["sgd", "rmsprop", "adamw"])
+@pytest.mark.parametrize("dw", [None, 0.0, 0.5])
+def test_depthwise_weight_decay(name: str, dw) -> None:
+    """Each leaf's update is the optimiser applied to g + rate·w (coupled) or adds lr·rate·w
+    (adamw): rate 0.1 on the dense kernel, ``dw`` (None → 0.1) on the depthwise kernel, 0 on BN."""
+    params = _depthwise_params()
+    grads = jax.tree_util.tree_map(lambda x: jnp.full_like(x, 0.3), params)
+    cfg = _cfg(optimizer=name, weight_decay=0.1, depthwise_weight_decay=dw, momentum=0.0, schedule="constant",
+               learning_rate=0.5, lr_batch_denom=0, rmsprop_decay=0.9, rmsprop_eps=1.0)
+    tx, _ = optim.make_optimizer(cfg, params, 10, 100)
+    upd, _ = tx.update(grads, tx.init(params), params)
+    rates = {"dw": 0.1 if dw is None else dw, "fc": 0.1, "bn": 0.0}
+    for mod, rate in rates.items():
+        (w,) = jax.tree_util.tree_leaves(params[mod])
+        w, g = np.asarray(w, np.float64), 0.3
+        if name == "sgd":
+            want = -0.5 * (g + rate * w)
+        elif name == "rmsprop":  # first TF1 step: ms = 0.9 + 0.1·g'², update −lr·g'/√(ms + ε)
+            gd = g + rate * w
+            want = -0.5 * gd / np.sqrt(0.9 + 0.1 * gd**2 + 1.0)
+        else:  # the first Adam step is g/|g| = 1 (up to float32 bias correction): −lr·(1 + rate·w)
+            want = -0.5 * (1.0 + rate * w)
+        (got,) = jax.tree_util.tree_leaves(upd[mod])
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5, err_msg=f"{name} {mod}")
 
 
 def test_rmsprop_matches_tf1_formula() -> None:

@@ -7,8 +7,10 @@
 * ``adamw``: decoupled weight decay (Loshchilov & Hutter 2019).
 
 Weight decay skips BatchNorm scales/biases and every bias unless
-``config.decay_bn_and_bias``. The learning rate is ``learning_rate × batch_size /
-lr_batch_denom`` (Goyal et al. 2017 linear scaling; ``lr_batch_denom = 0`` disables it).
+``config.decay_bn_and_bias``; depthwise conv kernels get ``config.depthwise_weight_decay``
+instead when it is not ``None`` (MobileNet v1: "very little or no weight decay" on them).
+The learning rate is ``learning_rate × batch_size / lr_batch_denom`` (Goyal et al. 2017
+linear scaling; ``lr_batch_denom = 0`` disables it).
 """
 
 from __future__ import annotations
@@ -44,21 +46,30 @@ def _boundary_steps(epochs: Any, num_epochs: float, steps_per_epoch: int) -> lis
 def make_schedule(config: Any, steps_per_epoch: int, total_steps: int) -> Schedule:
     """Learning rate as a function of the step: linear warmup then the configured decay.
 
-    ``cosine`` decays to 0 at ``total_steps``; ``step`` multiplies by ``step_factor`` at
-    each of ``step_epochs``; ``exponential`` multiplies by ``decay_rate`` every
-    ``decay_epochs`` (staircase); ``constant`` keeps the peak.
+    ``cosine`` decays to 0 at ``total_steps``; ``linear`` decreases linearly to 0 at
+    ``total_steps`` (ShuffleNet); ``poly`` is ``peak·(1 − t/T)^poly_power`` over the
+    ``T`` post-warmup steps (Caffe/Darknet "poly"; power 1 equals ``linear``); ``step``
+    multiplies by ``step_factor`` at each of ``step_epochs``; ``exponential`` multiplies by
+    ``decay_rate`` every ``decay_epochs`` (staircase); ``constant`` keeps the peak.
     """
     peak = base_learning_rate(config)
     warmup = int(round(float(config.warmup_epochs) * steps_per_epoch))
     num_epochs = total_steps / max(steps_per_epoch, 1)
     kind = config.schedule
 
+    decay_steps = max(total_steps - warmup, 1)  # post-warmup steps
     if kind == "cosine":
-        decay_steps = max(total_steps - warmup, 1)
 
         def decay(t):
             frac = jnp.clip(t / decay_steps, 0.0, 1.0)
             return peak * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+    elif kind == "linear":
+        decay = optax.linear_schedule(peak, 0.0, decay_steps)
+    elif kind == "poly":
+        power = float(config.poly_power)
+        if power <= 0:
+            raise ValueError(f"poly_power must be > 0, got {power}")
+        decay = optax.polynomial_schedule(peak, 0.0, power, decay_steps)
     elif kind == "step":
         bounds = jnp.asarray(_boundary_steps(config.step_epochs, num_epochs, steps_per_epoch) or [0])
         has = len(config.step_epochs) > 0
@@ -77,7 +88,8 @@ def make_schedule(config: Any, steps_per_epoch: int, total_steps: int) -> Schedu
         def decay(t):
             return peak * jnp.ones_like(jnp.asarray(t, jnp.float32))
     else:
-        raise ValueError(f"unknown schedule {kind!r}; use cosine, step, exponential or constant")
+        raise ValueError(f"unknown schedule {kind!r}; use cosine, linear, poly, step, exponential or "
+                         "constant")
 
     def schedule(step):
         step = jnp.asarray(step, jnp.float32)
@@ -95,10 +107,43 @@ def decay_mask(params: Any, decay_bn_and_bias: bool = False) -> Any:
     def keep(path, leaf) -> bool:
         if decay_bn_and_bias:
             return True
-        name = getattr(path[-1], "key", getattr(path[-1], "name", str(path[-1])))
-        return name not in _NO_DECAY_LEAVES
+        return _leaf_name(path) not in _NO_DECAY_LEAVES
 
     return jax.tree_util.tree_map_with_path(keep, params)
+
+
+def _leaf_name(path: Any) -> str:
+    return str(getattr(path[-1], "key", getattr(path[-1], "name", path[-1])))
+
+
+def is_depthwise_kernel(path: Any, leaf: Any) -> bool:
+    """A conv kernel ``(kh, kw, 1, C)`` with ``C > 1``: one input channel per filter group,
+    i.e. a depthwise conv (``feature_group_count`` = input channels). A plain conv on a
+    single-channel input has the same shape and is counted too; the distinction only matters
+    when ``depthwise_weight_decay`` differs from ``weight_decay``."""
+    shape = getattr(leaf, "shape", ())
+    return _leaf_name(path) == "kernel" and len(shape) == 4 and shape[2] == 1 and shape[3] > 1
+
+
+def depthwise_mask(params: Any) -> Any:
+    """Pytree of bools: True on depthwise conv kernels (see :func:`is_depthwise_kernel`)."""
+    return jax.tree_util.tree_map_with_path(is_depthwise_kernel, params)
+
+
+def weight_decay_groups(config: Any, params: Any) -> list[tuple[float, Any]]:
+    """``(rate, mask)`` pairs of the weight decay: ``weight_decay`` on the :func:`decay_mask`
+    leaves, except depthwise kernels, which get ``depthwise_weight_decay`` when it is set
+    (not ``None``) and differs from ``weight_decay``."""
+    mask = decay_mask(params, bool(config.decay_bn_and_bias))
+    wd = float(config.weight_decay)
+    dw = getattr(config, "depthwise_weight_decay", None)
+    if dw is None or float(dw) == wd:
+        return [(wd, mask)]
+    depthwise = depthwise_mask(params)
+    if not any(jax.tree_util.tree_leaves(depthwise)):
+        return [(wd, mask)]
+    rest = jax.tree_util.tree_map(lambda m, d: m and not d, mask, depthwise)
+    return [(wd, rest), (float(dw), depthwise)]
 
 
 def make_optimizer(
@@ -106,18 +151,20 @@ def make_optimizer(
 ) -> tuple[optax.GradientTransformation, Schedule]:
     """The optax transformation described by ``config`` and its learning-rate schedule."""
     schedule = make_schedule(config, steps_per_epoch, total_steps)
-    mask = decay_mask(params, bool(config.decay_bn_and_bias))
-    wd = float(config.weight_decay)
+    groups = weight_decay_groups(config, params)
     chain: list[optax.GradientTransformation] = []
     if config.grad_clip_norm and config.grad_clip_norm > 0:
         chain.append(optax.clip_by_global_norm(float(config.grad_clip_norm)))
     name = config.optimizer
     if name == "adamw":
-        chain.append(optax.adamw(schedule, b1=float(config.adam_b1), b2=float(config.adam_b2),
-                                 weight_decay=wd, mask=mask))
+        # optax.adamw's own chain (same state layout) with per-group decoupled decay:
+        # update = −lr·(adam(g) + rate·w).
+        decays = [optax.add_decayed_weights(rate, m) for rate, m in groups]
+        chain.append(optax.chain(optax.scale_by_adam(b1=float(config.adam_b1), b2=float(config.adam_b2)),
+                                 *decays, optax.scale_by_learning_rate(schedule)))
     elif name in ("sgd", "rmsprop"):
-        if wd > 0:  # coupled L2: g ← g + wd·w, before the optimiser's statistics
-            chain.append(optax.add_decayed_weights(wd, mask))
+        # Coupled L2: g ← g + rate·w, before the optimiser's statistics.
+        chain.extend(optax.add_decayed_weights(rate, m) for rate, m in groups if rate > 0)
         momentum = float(config.momentum) or None
         if name == "sgd":
             chain.append(optax.sgd(schedule, momentum=momentum, nesterov=bool(config.nesterov)))

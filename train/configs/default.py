@@ -38,15 +38,18 @@ def get_config() -> ml_collections.ConfigDict:
     c.adam_b2 = 0.999
     c.weight_decay = 1e-4  # L2 (sgd/rmsprop) or decoupled (adamw)
     c.decay_bn_and_bias = False  # False → no weight decay on BatchNorm params and biases
+    # Decay of depthwise conv kernels (shape (kh, kw, 1, C)); None → weight_decay (MobileNet v1: 0).
+    c.depthwise_weight_decay = ml_collections.FieldReference(None, field_type=float)
     c.grad_clip_norm = 0.0  # 0 → no clipping
 
     # Schedule.
-    c.schedule = "cosine"  # "cosine" | "step" | "exponential" | "constant"
+    c.schedule = "cosine"  # "cosine" | "linear" | "poly" | "step" | "exponential" | "constant"
     c.warmup_epochs = 0.0
     c.step_epochs = (30.0, 60.0, 80.0)  # "step": epochs (or fractions ≤ 1 of num_epochs)
     c.step_factor = 0.1
     c.decay_rate = 0.94  # "exponential": lr × decay_rate every decay_epochs
     c.decay_epochs = 2.0
+    c.poly_power = 1.0  # "poly": peak·(1 − t/T)^poly_power after warmup (1 → "linear")
 
     # Loss.
     c.label_smoothing = 0.0
