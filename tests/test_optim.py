@@ -207,3 +207,30 @@ def test_eval_step_masks_padding_and_averages_crops() -> None:
     probs = steps.predict_probs(apply_fn, {}, crops)
     ref = (jax.nn.softmax(logits) + jax.nn.softmax(-logits)) / 2
     np.testing.assert_allclose(probs, ref, rtol=1e-6)
+
+
+def test_lightweight_recipes_schedules_and_depthwise_decay() -> None:
+    """The recipes' schedules and MobileNet v1's zero decay on its depthwise filters, checked on
+    the real model's parameter shapes."""
+    from train.loop import apply_recipe
+
+    def recipe(arch):
+        c = get_config()
+        c.arch = arch
+        return apply_recipe(c)
+
+    assert recipe("shufflenet_v2_x1_0").schedule == "linear" and recipe("shufflenet_v1_g3").learning_rate == 0.5
+    assert (recipe("darknet53").schedule, recipe("darknet53").poly_power) == ("poly", 4.0)
+    assert (recipe("squeezenet1_0").poly_power, recipe("squeezenet1_1").poly_power) == (0.5, 1.0)
+    cfg = recipe("mobilenetv1_100")
+    model = flaxnets.create_model("mobilenetv1_100", num_classes=10)
+    params = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3))))["params"]
+    flat = dict(jax.tree_util.tree_flatten_with_path(params)[0])
+    (wd, rest), (dw, depthwise) = optim.weight_decay_groups(cfg, params)
+    assert (wd, dw) == (4e-5, 0.0)
+    on = lambda mask: {jax.tree_util.keystr(p) for p, m in jax.tree_util.tree_flatten_with_path(mask)[0] if m}
+    assert on(depthwise) == {jax.tree_util.keystr(p) for p in flat if "conv_dw" in jax.tree_util.keystr(p)}
+    assert len(on(depthwise)) == 13  # MobileNet v1's 13 depthwise separable blocks
+    assert on(rest) and not on(rest) & on(depthwise) and all("kernel" in k for k in on(rest))
+    # MobileNet v2 keeps one rate for every kernel.
+    assert len(optim.weight_decay_groups(recipe("mobilenet_v2_100"), params)) == 1

@@ -6,15 +6,17 @@ from the Darknet ImageNet classifier configuration the network was trained with:
 momentum 0.9, weight decay 5e-4, batch 128, lr 0.1 with a 1000-iteration burn-in and a
 polynomial decay (power 4) over 800k iterations (≈ 80 epochs), 256×256 training crops
 with scale/aspect jitter, small rotations and hue/saturation/exposure jitter.
-Approximations: the trainer has no polynomial schedule, so cosine decay is used (it ends
-at 0 like poly-4 but decays more slowly early on), the burn-in is a 0.1-epoch linear
-warm-up, and the crop jitter is the random-resized crop; rotations and colour jitter are
-not reproduced.
+(``cfg/darknet53.cfg`` of pjreddie/darknet: ``burn_in=1000``, ``policy=poly``, ``power=4``,
+``max_batches=800000``). The decay is the ``poly`` schedule with power 4 over the post-warm-up
+steps. Approximations: Darknet's burn-in ramps as (t/1000)^4 and its poly counts from step 0;
+here the burn-in is a 0.1-epoch linear warm-up followed by poly-4 over the remaining steps,
+and the crop jitter is the random-resized crop; rotations and colour jitter are not
+reproduced.
 """
 
 RECIPES = {
     "darknet53*": dict(optimizer="sgd", learning_rate=0.1, lr_batch_denom=128, batch_size=128,
                        momentum=0.9, nesterov=False, weight_decay=5e-4, num_epochs=80.0,
-                       schedule="cosine", warmup_epochs=0.1, image_size=256,
+                       schedule="poly", poly_power=4.0, warmup_epochs=0.1, image_size=256,
                        train_crop="random_resized"),
 }

@@ -3,8 +3,8 @@
 ShuffleNet v1 (Zhang et al. 2018, Sec. 4): ResNeXt's settings (SGD momentum 0.9, random
 resized crops + flip) except weight decay 4e-5 instead of 1e-4, a linear-decay learning
 rate from 0.5 to 0, slightly less aggressive scale augmentation (not quantified; default
-crop range kept), batch 1024 on 4 GPUs for 3×10^5 iterations (≈ 240 epochs of ImageNet).
-The trainer has no linear schedule; cosine (also ending at 0) stands in for it.
+crop range kept), batch 1024 on 4 GPUs for 3×10^5 iterations (≈ 240 epochs of ImageNet): the ``linear``
+schedule from 0.5 at batch 1024 to 0, no warm-up (none is mentioned).
 Reported (Table 2, 1×, top-1 = 100 − error): g=1 66.4, g=2 67.3, g=3 67.4, g=4 67.2,
 g=8 67.6; ShuffleNet 2× (g=3) 73.7 (Table 5).
 
@@ -15,6 +15,6 @@ weights: 60.55 / 69.36 / 73.00 / 76.23.
 
 RECIPES = {
     "shufflenet_v*": dict(optimizer="sgd", learning_rate=0.5, lr_batch_denom=1024, batch_size=1024,
-                          momentum=0.9, weight_decay=4e-5, schedule="cosine", warmup_epochs=0.0,
+                          momentum=0.9, weight_decay=4e-5, schedule="linear", warmup_epochs=0.0,
                           num_epochs=240.0, train_crop="random_resized"),
 }
