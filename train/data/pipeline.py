@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from train.data import preprocess as pp
+from train.data.autoaugment import AUGMENTATIONS
 from train.data.builders import DatasetInfo, get_builder, read_split, split_size
 
 _TRAIN_CROPS = ("random_resized", "scale_jitter", "pad_crop", "center")
@@ -87,6 +88,10 @@ def train_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channel
     flip = bool(_get(config, "random_flip", True))
     lighting = float(_get(config, "pca_lighting", 0.0))
     jitter = float(_get(config, "color_jitter", 0.0))
+    policy = str(_get(config, "auto_augment", ""))
+    if policy not in AUGMENTATIONS:
+        raise ValueError(f"auto_augment {policy!r} not in {AUGMENTATIONS}")
+    ra_ops, ra_magnitude = int(_get(config, "randaugment_num_ops", 2)), float(_get(config, "randaugment_magnitude", 9))
     centre_ratio = default_crop_ratio(config, info) if crop_ratio is None else crop_ratio
     base_key = tf.constant([seed, process_index], tf.int64)
 
@@ -107,6 +112,9 @@ def train_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channel
         img = pp.convert_channels(img, channels)  # pointwise: commutes with crops and resizes
         if flip:
             img = pp.random_flip(img, k_flip)
+        if policy:  # own key (folded in) so that the other ops' random streams do not change
+            k_aug = tf.random.experimental.stateless_fold_in(key, 4)
+            img = pp.auto_augment(img, policy, k_aug, ra_ops, ra_magnitude)
         if lighting > 0 and channels == 3:
             img = pp.pca_lighting(img, lighting, k_light)
         if jitter > 0:

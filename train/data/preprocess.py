@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from train.data import autoaugment
+
 # AlexNet PCA lighting (Krizhevsky et al. 2012, Sec. 4.1): eigen-decomposition of the
 # covariance of ImageNet RGB pixels in [0, 1]. Columns of IMAGENET_EIGVEC are the
 # eigenvectors, in the order of IMAGENET_EIGVAL.
@@ -160,6 +162,18 @@ def color_jitter(img: tf.Tensor, strength: float, seed: tf.Tensor) -> tf.Tensor:
     if img.shape[-1] == 3:
         img = tf.image.stateless_random_saturation(tf.clip_by_value(img, 0.0, 1.0), lo, hi, s3)
     return tf.clip_by_value(img, 0.0, 1.0)
+
+
+def auto_augment(img: tf.Tensor, kind: str, seed: tf.Tensor, num_ops: int = 2,
+                 magnitude: float = 9.0) -> tf.Tensor:
+    """AutoAugment (ImageNet policy) or RandAugment (``num_ops`` ops at ``magnitude`` of 10)
+    on a float image in [0, 1]: quantised to uint8 for the ops, back to float in [0, 1]
+    (``kind`` "" returns the image untouched). See :mod:`train.data.autoaugment`."""
+    if not kind:
+        return img
+    u8 = tf.image.convert_image_dtype(tf.clip_by_value(img, 0.0, 1.0), tf.uint8, saturate=True)
+    out = autoaugment.augment(u8, kind, seed, num_ops, magnitude)
+    return tf.image.convert_image_dtype(out, tf.float32)
 
 
 def convert_channels(img: tf.Tensor, channels: int) -> tf.Tensor:

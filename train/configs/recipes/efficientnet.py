@@ -7,8 +7,11 @@ growing linearly with the block index), dropout 0.2 (B0) … 0.5 (B7; the models
 ``dropout_rate``). The rate 0.256 belongs to batch 4096 (reference code: 0.016 per 256
 images, linear scaling), with 5 warm-up epochs, 350 epochs, RMSProp ε = 1e-3 and label
 smoothing 0.1 from the reference code. BN momentum 0.99 (TF) is PyTorch-style 0.01 here.
-Not reproduced by the trainer: AutoAugment (not implemented yet; the default random-resized
-crop + flip is used) and the exponential moving average of the weights (decay 0.9999).
+AutoAugment runs after the random-resized crop + flip with the ImageNet policy of the
+AutoAugment paper's appendix (Table 9); the reference TPU code uses its own ImageNet policy
+("v0", 25 other sub-policies) and its own magnitude mapping, so this is the paper's
+AutoAugment, not necessarily the exact one EfficientNet was trained with. Not reproduced:
+the exponential moving average of the weights (decay 0.9999).
 Reported (Table 2) top-1 / top-5: B0 77.1 / 93.3, B1 79.1 / 94.4, B2 80.1 / 94.9,
 B3 81.6 / 95.7, B4 82.9 / 96.4, B5 83.6 / 96.7, B6 84.0 / 96.8, B7 84.3 / 97.0.
 """
@@ -18,7 +21,7 @@ RECIPES = {
         optimizer="rmsprop", rmsprop_decay=0.9, momentum=0.9, rmsprop_eps=1e-3,
         learning_rate=0.256, lr_batch_denom=4096, schedule="exponential", decay_rate=0.97,
         decay_epochs=2.4, warmup_epochs=5.0, num_epochs=350.0, weight_decay=1e-5,
-        label_smoothing=0.1, train_crop="random_resized", eval_crop_ratio=0.875,
+        label_smoothing=0.1, train_crop="random_resized", auto_augment="autoaugment", eval_crop_ratio=0.875,
         model_overrides=dict(drop_path_rate=0.2, bn_momentum=0.01),
     ),
 }
