@@ -309,6 +309,45 @@ def test_eval_padding_mask(digits):
     assert np.isclose(batches[0]["image"].max(), 1.0)
 
 
+def test_steps_per_eval_limits_eval_passes(digits):
+    """config.steps_per_eval cuts every eval pass to its first batches (None: the whole split),
+    without reading past them; the loop's evaluate() then averages over those examples only."""
+    from train import loop
+
+    class _Host:  # evaluate()'s use of train.parallel.Parallel, on host arrays
+        put_batch = staticmethod(lambda b: b)
+        scalars = staticmethod(lambda t: {k: float(v) for k, v in t.items()})
+
+    def step(state, batch):  # "top-1" = label is even, so the metric depends on which examples are seen
+        m = batch["mask"]
+        return {"count": m.sum(), "top1": (m * (batch["label"] % 2 == 0)).sum(), "top5": m.sum(),
+                "loss": (m * batch["label"]).sum()}
+
+    kw = dict(image_size=8, channels=1, **NO_NORM, global_batch_size=64, process_index=0, process_count=1)
+    every = list(data.eval_iterator(_config(), digits, **kw))
+    assert len(loop.limit_eval_batches(every, _config())) == 6 == len(every)
+    c = _config(steps_per_eval=2)
+    pulled = []
+
+    def tracked():
+        for b in data.eval_iterator(c, digits, **kw):
+            pulled.append(b)
+            yield b
+
+    limited = list(loop.limit_eval_batches(tracked(), c))
+    assert len(limited) == 2 and len(pulled) == 2
+    for a, b in zip(limited, every[:2], strict=True):
+        np.testing.assert_array_equal(a["image"], b["image"])
+    ev = loop.evaluate(_Host(), step, None, loop.limit_eval_batches(iter(every), c))
+    labels = np.concatenate([b["label"] for b in every[:2]])
+    assert ev["count"] == 128 and ev["top1"] == pytest.approx(100.0 * np.mean(labels % 2 == 0))
+    assert ev["loss"] == pytest.approx(labels.mean())
+    full = loop.evaluate(_Host(), step, None, loop.limit_eval_batches(iter(every), _config()))
+    assert full["count"] == 360
+    # More steps than batches: the whole split.
+    assert len(list(loop.limit_eval_batches(iter(every), _config(steps_per_eval=50)))) == 6
+
+
 def test_eval_modes_shapes(digits):
     kw = dict(channels=3, **NO_NORM, global_batch_size=32, process_index=0, process_count=1)
     ten = next(data.eval_iterator(_config(), digits, image_size=8, mode="10crop", crop_ratio=0.8, **kw))

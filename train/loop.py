@@ -15,6 +15,7 @@ resumes from its latest checkpoint, data position included.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import signal
@@ -125,6 +126,18 @@ def evaluate(par: parallel.Parallel, step_fn: Any, state: Any, batches: Iterable
             "count": t["count"]}
 
 
+def limit_eval_batches(batches: Iterable[dict], config: Any) -> Iterable[dict]:
+    """The first ``config.steps_per_eval`` batches of an eval pass (all when it is ``None``
+    or 0). Every process yields the same number of eval batches, so every process stops
+    after the same number and collective eval steps stay matched."""
+    steps = config.get("steps_per_eval") if hasattr(config, "get") else getattr(config, "steps_per_eval", None)
+    if not steps:
+        return batches
+    if int(steps) < 0:
+        raise ValueError(f"steps_per_eval must be positive or None, got {steps}")
+    return itertools.islice(batches, int(steps))
+
+
 def _averaged_probs_eval(par: parallel.Parallel, probs_fn: Any, state: Any,
                          passes: list[Iterable[dict]]) -> dict:
     """Average softmax over several passes of the same examples (multi-scale testing)."""
@@ -223,8 +236,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     norm = dict(image_size=image_size, channels=channels, mean=mi.mean, std=mi.std)
 
     def eval_batches(mode: str = "center", size: int | None = None):
-        return data.eval_iterator(config, info, global_batch_size=eval_batch, mode=mode, size=size,
-                                  data_dir=config.data_dir, **norm)
+        return limit_eval_batches(data.eval_iterator(config, info, global_batch_size=eval_batch, mode=mode,
+                                                     size=size, data_dir=config.data_dir, **norm), config)
 
     train_iter = data.train_iterator(config, info, global_batch_size=batch_size, seed=int(config.seed),
                                      start_step=start_step, data_dir=config.data_dir, **norm)
@@ -273,7 +286,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                 if step % eval_every == 0 and step != stop_step:
                     ev = evaluate(par, eval_fn, state, eval_batches())
                     bar.message(f"eval step {step} (epoch {step / steps_per_epoch:.2f}): top-1 "
-                                f"{ev['top1']:.2f}% top-5 {ev['top5']:.2f}% loss {ev['loss']:.4f}")
+                                f"{ev['top1']:.2f}% top-5 {ev['top5']:.2f}% loss {ev['loss']:.4f}"
+                                + (f" ({ev.get('count', 0):.0f} examples)" if config.get("steps_per_eval") else ""))
                     writer.write(step, "eval", ev)
                 if step % int(config.checkpoint_every_steps) == 0 and step != stop_step:
                     save(step, metrics)

@@ -72,6 +72,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.multiscale_sizes = ()  # VGG Q ∈ {S−32, S, S+32}; () → derived from image_size
     c.shuffle_buffer = 10_000
     c.eval_batch_size = ml_collections.FieldReference(None, field_type=int)  # None → batch_size
+    # Eval batches per evaluation (periodic and final); None → the whole eval split (smoke runs).
+    c.steps_per_eval = ml_collections.FieldReference(None, field_type=int)
 
     # Parallelism and precision.
     c.parallel = "jit"  # "jit" (mesh, data axis) | "pmap"
