@@ -16,6 +16,20 @@ Auxiliary head: torchvision runs it in training only. Here it is called in train
 :data:`flaxnets.AUX_COLLECTION` only when ``train=True``; evaluation never runs it, so eval
 works at any input the main path accepts (≥ 75). Training with the head needs the 17×17
 grid to be ≥ 17 (a ≥ 299 input), as in torchvision.
+
+SE-Inception-v3 (``se_inception_v3``): Hu et al., "Squeeze-and-Excitation Networks", CVPR
+2018 / TPAMI 2019, Fig. 2 and Sec. 3.3 — the SE block's transformation F_tr is a whole
+Inception module, so :class:`flaxnets.layers.SqueezeExcite` (global average pool → FC C/r →
+ReLU → FC C → sigmoid → channel scale, FCs with biases) gates each module's concatenated
+output (``Mixed_*/se``), with the paper's exact C/r (r = 16; every width here is a multiple
+of 16). The two grid-reduction modules (Fig. 10: ``Mixed_6a``, ``Mixed_7a``) are Inception
+modules too and get SE as well: the paper applies SE "for each such module in the
+architecture", and the authors' released SE-BN-Inception (github.com/hujie-frank/SENet,
+``SE-BN-Inception.prototxt``) gates its stride-2 modules 3c and 4e like the others. The
+stem convolutions and the auxiliary head carry none. The paper trains no SE-Inception-v3
+(Table 2 has SE-BN-Inception and SE-Inception-ResNet-v2), so no accuracy is registered.
+Derived count (:func:`se_param_count`): inception_v3's 27,161,264 + Σ_modules (C·C/r + C/r +
+C/r·C + C) over C = 256, 288, 288, 768 ×5, 1280, 2048, 2048 (+1,661,620) = 28,822,884.
 """
 
 from __future__ import annotations
@@ -33,6 +47,29 @@ ModuleDef = Any
 Array = Any
 
 PAPER = "Rethinking the Inception Architecture for Computer Vision"
+SE_PAPER = "Squeeze-and-Excitation Networks"
+
+
+def inception_se(x: Array, reduction: int | None, name: str = "se") -> Array:
+    """SE-Inception gate (Hu et al. 2018, Fig. 2) on a module output ``x``; identity when
+    ``reduction`` is None (no parameters created).
+
+    Call inside a compact module: the :class:`flaxnets.layers.SqueezeExcite` becomes its
+    submodule ``name``. The bottleneck has the paper's exact ``C // reduction`` units (no
+    rounding, as in the authors' released SE-BN-Inception); it computes in ``x.dtype``.
+    """
+    if reduction is None:
+        return x
+    c = x.shape[-1]
+    if c % reduction:
+        raise ValueError(f"SE reduction {reduction} does not divide the {c} channels")
+    return layers.SqueezeExcite(c // reduction, dtype=x.dtype, name=name)(x)
+
+
+def se_param_count(channels: list[int], reduction: int = 16) -> int:
+    """Parameters that SE blocks on modules with output widths ``channels`` add:
+    C·C/r + C/r (FC1 with bias) + C/r·C + C (FC2 with bias) per block."""
+    return sum(2 * c * (c // reduction) + c // reduction + c for c in channels)
 
 
 class InceptionA(nn.Module):
@@ -40,6 +77,7 @@ class InceptionA(nn.Module):
 
     pool_features: int
     unit: ModuleDef
+    se_reduction: int | None = None  # SE-Inception (Fig. 2 of Hu et al.)
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -51,13 +89,14 @@ class InceptionA(nn.Module):
         b3 = u(96, 3, padding=1, name="branch3x3dbl_2")(b3)
         b3 = u(96, 3, padding=1, name="branch3x3dbl_3")(b3)
         bp = u(self.pool_features, 1, name="branch_pool")(layers.avg_pool(x, 3, 1, padding=1))
-        return jnp.concatenate([b1, b5, b3, bp], axis=-1)
+        return inception_se(jnp.concatenate([b1, b5, b3, bp], axis=-1), self.se_reduction)
 
 
 class InceptionB(nn.Module):
     """35→17 grid reduction (Fig. 10): 3×3/2 | 1×1→3×3→3×3/2 | max-pool 3×3/2."""
 
     unit: ModuleDef
+    se_reduction: int | None = None  # SE-Inception (Fig. 2 of Hu et al.)
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -66,7 +105,7 @@ class InceptionB(nn.Module):
         bd = u(64, 1, name="branch3x3dbl_1")(x)
         bd = u(96, 3, padding=1, name="branch3x3dbl_2")(bd)
         bd = u(96, 3, strides=2, name="branch3x3dbl_3")(bd)
-        return jnp.concatenate([b3, bd, layers.max_pool(x, 3, 2)], axis=-1)
+        return inception_se(jnp.concatenate([b3, bd, layers.max_pool(x, 3, 2)], axis=-1), self.se_reduction)
 
 
 class InceptionC(nn.Module):
@@ -74,6 +113,7 @@ class InceptionC(nn.Module):
 
     c7: int
     unit: ModuleDef
+    se_reduction: int | None = None  # SE-Inception (Fig. 2 of Hu et al.)
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -88,13 +128,14 @@ class InceptionC(nn.Module):
         bd = u(c7, (7, 1), padding=(3, 0), name="branch7x7dbl_4")(bd)
         bd = u(192, (1, 7), padding=(0, 3), name="branch7x7dbl_5")(bd)
         bp = u(192, 1, name="branch_pool")(layers.avg_pool(x, 3, 1, padding=1))
-        return jnp.concatenate([b1, b7, bd, bp], axis=-1)
+        return inception_se(jnp.concatenate([b1, b7, bd, bp], axis=-1), self.se_reduction)
 
 
 class InceptionD(nn.Module):
     """17→8 grid reduction: 1×1→3×3/2 | 1×1→1×7→7×1→3×3/2 | max-pool 3×3/2."""
 
     unit: ModuleDef
+    se_reduction: int | None = None  # SE-Inception (Fig. 2 of Hu et al.)
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -105,13 +146,14 @@ class InceptionD(nn.Module):
         b7 = u(192, (1, 7), padding=(0, 3), name="branch7x7x3_2")(b7)
         b7 = u(192, (7, 1), padding=(3, 0), name="branch7x7x3_3")(b7)
         b7 = u(192, 3, strides=2, name="branch7x7x3_4")(b7)
-        return jnp.concatenate([b3, b7, layers.max_pool(x, 3, 2)], axis=-1)
+        return inception_se(jnp.concatenate([b3, b7, layers.max_pool(x, 3, 2)], axis=-1), self.se_reduction)
 
 
 class InceptionE(nn.Module):
     """8×8 module with expanded filter bank outputs (Fig. 7)."""
 
     unit: ModuleDef
+    se_reduction: int | None = None  # SE-Inception (Fig. 2 of Hu et al.)
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -125,7 +167,7 @@ class InceptionE(nn.Module):
         bd = jnp.concatenate([u(384, (1, 3), padding=(0, 1), name="branch3x3dbl_3a")(bd),
                               u(384, (3, 1), padding=(1, 0), name="branch3x3dbl_3b")(bd)], axis=-1)
         bp = u(192, 1, name="branch_pool")(layers.avg_pool(x, 3, 1, padding=1))
-        return jnp.concatenate([b1, b3, bd, bp], axis=-1)
+        return inception_se(jnp.concatenate([b1, b3, bd, bp], axis=-1), self.se_reduction)
 
 
 class InceptionAux(nn.Module):
@@ -159,6 +201,9 @@ class Inception3(nn.Module):
       low_res: Sec. 7 low-resolution stems. 0 → standard (299 input); 151 → first conv
         stride 1 (the 151×151 receptive-field variant); 79 → first conv stride 1 and no
         first max pool (the 79×79 variant). Same parameters as the standard network.
+      se_reduction: None → Inception-v3; r → SE-Inception-v3: an SE block with reduction r
+        on the output of every Inception module, grid reductions included (Hu et al. 2018,
+        Fig. 2); the stem and the aux head are unchanged.
     """
 
     num_classes: int = 1000
@@ -166,6 +211,7 @@ class Inception3(nn.Module):
     aux_loss_weight: float = 0.4
     dropout: float = 0.5
     low_res: int = 0
+    se_reduction: int | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -175,6 +221,7 @@ class Inception3(nn.Module):
         conv = layers.make_conv(self.dtype)
         norm = layers.batch_norm(train, self.dtype, epsilon=1e-3)
         unit = functools.partial(layers.ConvBNAct, conv=conv, norm=norm, padding=0)
+        se = self.se_reduction
         x = x.astype(self.dtype)
         x = unit(32, 3, strides=1 if self.low_res else 2, name="Conv2d_1a_3x3")(x)
         x = unit(32, 3, name="Conv2d_2a_3x3")(x)
@@ -185,10 +232,10 @@ class Inception3(nn.Module):
         x = unit(192, 3, name="Conv2d_4a_3x3")(x)
         x = layers.max_pool(x, 3, 2)
         for name, pf in (("Mixed_5b", 32), ("Mixed_5c", 64), ("Mixed_5d", 64)):
-            x = InceptionA(pf, unit, name=name)(x)
-        x = InceptionB(unit, name="Mixed_6a")(x)
+            x = InceptionA(pf, unit, se, name=name)(x)
+        x = InceptionB(unit, se, name="Mixed_6a")(x)
         for name, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
-            x = InceptionC(c7, unit, name=name)(x)
+            x = InceptionC(c7, unit, se, name=name)(x)
         if self.aux_logits and (train or self.is_initializing()):
             aux_in = x
             if not train and min(x.shape[1:3]) < 17:
@@ -198,9 +245,9 @@ class Inception3(nn.Module):
             aux = InceptionAux(self.num_classes, unit, self.dtype, name="AuxLogits")(aux_in)
             if train:
                 self.sow(AUX_COLLECTION, "aux", aux)
-        x = InceptionD(unit, name="Mixed_7a")(x)
-        x = InceptionE(unit, name="Mixed_7b")(x)
-        x = InceptionE(unit, name="Mixed_7c")(x)
+        x = InceptionD(unit, se, name="Mixed_7a")(x)
+        x = InceptionE(unit, se, name="Mixed_7b")(x)
+        x = InceptionE(unit, se, name="Mixed_7c")(x)
         x = layers.global_avg_pool(x)
         x = nn.Dropout(self.dropout, deterministic=not train)(x)
         x = layers.make_dense(self.dtype)(self.num_classes, name="fc")(x)
@@ -219,4 +266,22 @@ register_model(
           "a 17×17 grid); eval and aux_logits=False accept ≥ 75. top1: single model, "
           "single crop (Table 3: 21.2% top-1 / 5.6% top-5 error, Inception-v3 BN-auxiliary; "
           "Table 4, 144 crops: 18.77% / 4.2%).",
+)
+
+# Output widths of the 11 modules Mixed_5b … Mixed_7c (torchvision layout): the C of each SE block.
+SE_INCEPTION_V3_WIDTHS = [256, 288, 288, 768, 768, 768, 768, 768, 1280, 2048, 2048]
+
+register_model(
+    "se_inception_v3",
+    functools.partial(Inception3, se_reduction=16),
+    family="inception_v3", paper=SE_PAPER, year=2018, table="Fig. 2, Sec. 3.3 (no table entry)",
+    input_size=(299, 299, 3), min_size=299, mean=INCEPTION_MEAN, std=INCEPTION_STD,
+    top1=None, params=27_161_264 + se_param_count(SE_INCEPTION_V3_WIDTHS),
+    notes="Inception-v3 (torchvision layout, aux head) with an SE block (r = 16) on each of "
+          "the 11 Inception modules, grid reductions Mixed_6a/7a included. Derived count: "
+          "inception_v3's 27,161,264 + Σ over modules of C·C/16 + C/16 + C/16·C + C with "
+          "C = 256, 288, 288, 768 ×5, 1280, 2048, 2048 (+1,661,620) = 28,822,884; "
+          "25,496,188 with aux_logits=False. The SENet paper reports no SE-Inception-v3 "
+          "result (its Inception results are SE-BN-Inception and SE-Inception-ResNet-v2, "
+          "Table 2), so top1 is None.",
 )

@@ -17,6 +17,19 @@ of Residual Connections on Learning", AAAI 2017.
 Every conv is Conv → BatchNorm (eps 1e-3) → ReLU, except the residual blocks' final 1×1
 "up" convolution, which is linear with a bias (BatchNorm only on the traditional layers,
 Sec. 3.2). Module names equal timm's ``state_dict`` paths, so timm weights convert 1:1.
+
+SE-Inception-ResNet-v2 (``se_inception_resnet_v2``): Hu et al., "Squeeze-and-Excitation
+Networks", CVPR 2018 / TPAMI 2019, Sec. 3.3 and Table 2 (19.80% / 4.79% top-1/top-5 error,
+single 299 crop). Inception-ResNet follows the SE-ResNet scheme (Fig. 3): the SE block
+(:class:`flaxnets.layers.SqueezeExcite`, r = 16, exact C/r) gates the residual branch — the
+output of the linear 1×1 ``conv2d`` projection — before the Sec. 3.3 scaling and the
+addition (``repeat.*/se``, ``block8/se``; the final linear block8 too). The non-residual
+Inception modules follow the SE-Inception scheme (Fig. 2): SE on the concatenated output of
+``mixed_5b`` and of the reductions ``mixed_6a`` / ``mixed_7a`` ("for each such module in
+the architecture"; the authors' released SE-BN-Inception likewise gates its stride-2
+modules). Stem convolutions and ``conv2d_7b`` carry none. That gives 43 SE blocks
+(11 × C = 320, 21 × 1088, 11 × 2080); derived count: inception_resnet_v2's 55,843,464 +
+Σ (C·C/r + C/r + C/r·C + C) (+9,249,254) = 65,092,718.
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from flaxnets import layers
+from flaxnets.models.inception_v3 import SE_PAPER, inception_se, se_param_count
 from flaxnets.registry import INCEPTION_MEAN, INCEPTION_STD, register_model
 
 ModuleDef = Any
@@ -204,7 +218,9 @@ class ResidualInception(nn.Module):
     """Inception-ResNet block: branches → concat → linear 1×1 conv (bias) → ×scale → +x → ReLU.
 
     ``branches`` holds each branch's convs; ``seq`` says whether a one-conv branch is
-    named ``branch0`` (False) or ``branch0.0`` (True, nn.Sequential).
+    named ``branch0`` (False) or ``branch0.0`` (True, nn.Sequential). ``se_reduction``
+    (SE-Inception-ResNet, Hu et al. 2018): an SE block on the projected residual branch,
+    before the scaling and the addition.
     """
 
     branches: Sequence[Sequence[Conv]]
@@ -212,33 +228,38 @@ class ResidualInception(nn.Module):
     unit: ModuleDef
     conv: ModuleDef
     activate: bool = True
+    se_reduction: int | None = None
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         outs = [_branch(self.unit, x, convs, f"branch{i}", seq=len(convs) > 1)
                 for i, convs in enumerate(self.branches)]
         y = self.conv(x.shape[-1], (1, 1), padding="VALID", name="conv2d")(jnp.concatenate(outs, -1))
-        y = x + self.scale * y
+        y = x + self.scale * inception_se(y, self.se_reduction)
         return nn.relu(y) if self.activate else y
 
 
 class ReductionSplit(nn.Module):
-    """A grid reduction: conv branches (last conv stride 2) concatenated with a 3×3/2 max pool."""
+    """A grid reduction: conv branches (last conv stride 2) concatenated with a 3×3/2 max pool
+    (``se_reduction``: an SE block on the concatenated output)."""
 
     branches: Sequence[Sequence[Conv]]
     unit: ModuleDef
+    se_reduction: int | None = None
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         outs = [_branch(self.unit, x, convs, f"branch{i}", seq=len(convs) > 1)
                 for i, convs in enumerate(self.branches)]
-        return jnp.concatenate([*outs, layers.max_pool(x, 3, 2)], -1)
+        return inception_se(jnp.concatenate([*outs, layers.max_pool(x, 3, 2)], -1), self.se_reduction)
 
 
 class Mixed5b(nn.Module):
-    """Inception-ResNet-v2's released 35×35 entry module (an Inception-v3 "A" module, 320 out)."""
+    """Inception-ResNet-v2's released 35×35 entry module (an Inception-v3 "A" module, 320 out;
+    ``se_reduction``: an SE block on its output)."""
 
     unit: ModuleDef
+    se_reduction: int | None = None
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -247,7 +268,7 @@ class Mixed5b(nn.Module):
         b1 = _branch(u, x, [(48, 1, 1, 0), (64, 5, 1, 2)], "branch1")
         b2 = _branch(u, x, [(64, 1, 1, 0), (96, 3, 1, 1), (96, 3, 1, 1)], "branch2")
         b3 = u(64, 1, name="branch3.1")(_avg(x))
-        return jnp.concatenate([b0, b1, b2, b3], -1)
+        return inception_se(jnp.concatenate([b0, b1, b2, b3], -1), self.se_reduction)
 
 
 # Branch specs: (features, kernel, stride, padding) per conv.
@@ -282,12 +303,16 @@ class InceptionResNet(nn.Module):
     Attributes:
       scales: residual scaling (A, B, C) of Sec. 3.3 (0.17, 0.10, 0.20 as released).
       drop_rate: dropout before the classifier (Fig. 15: keep 0.8 → 0.2; timm's default 0).
+      se_reduction: None → no SE; r → SE-Inception-ResNet (Hu et al. 2018): an SE block with
+        reduction r on every residual branch (before scaling and addition) and on the
+        output of mixed_5b (v2) and of both reduction modules.
     """
 
     num_classes: int = 1000
     version: int = 2
     scales: tuple[float, float, float] = (0.17, 0.10, 0.20)
     drop_rate: float = 0.2
+    se_reduction: int | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -295,6 +320,7 @@ class InceptionResNet(nn.Module):
         unit = _unit(train, self.dtype)
         conv = layers.make_conv(self.dtype, use_bias=True)
         sa, sb, sc = self.scales
+        se = self.se_reduction
         x = x.astype(self.dtype)
         x = unit(32, 3, strides=2, name="conv2d_1a")(x)
         x = unit(32, 3, name="conv2d_2a")(x)
@@ -304,7 +330,7 @@ class InceptionResNet(nn.Module):
         x = unit(192, 3, name="conv2d_4a")(x)
         if self.version == 2:
             x = layers.max_pool(x, 3, 2)
-            x = Mixed5b(unit, name="mixed_5b")(x)
+            x = Mixed5b(unit, se, name="mixed_5b")(x)
             spec = (V2_A, 10, V2_RED_A, V2_B, 20, V2_RED_B, V2_C, 9)
         elif self.version == 1:
             x = unit(256, 3, strides=2, name="conv2d_4b")(x)
@@ -312,13 +338,13 @@ class InceptionResNet(nn.Module):
         else:
             raise ValueError(f"version must be 1 or 2, got {self.version}")
         a, na, red_a, b, nb, red_b, c, nc = spec
-        block = functools.partial(ResidualInception, unit=unit, conv=conv)
+        block = functools.partial(ResidualInception, unit=unit, conv=conv, se_reduction=se)
         for i in range(na):
             x = block(a, sa, name=f"repeat.{i}")(x)
-        x = ReductionSplit(red_a, unit, name="mixed_6a")(x)
+        x = ReductionSplit(red_a, unit, se, name="mixed_6a")(x)
         for i in range(nb):
             x = block(b, sb, name=f"repeat_1.{i}")(x)
-        x = ReductionSplit(red_b, unit, name="mixed_7a")(x)
+        x = ReductionSplit(red_b, unit, se, name="mixed_7a")(x)
         for i in range(nc):
             x = block(c, sc, name=f"repeat_2.{i}")(x)
         if self.version == 2:
@@ -398,4 +424,22 @@ register_model(
     notes="Paper-only network; derived count inception_resnet_v1_param_count() (the paper "
           "gives none). Residual scales default to v2's (0.17, 0.10, 0.20). top1: single "
           "crop (Table 2: 21.3% / 5.5% error).",
+)
+
+# C of each SE block of SE-Inception-ResNet-v2: mixed_5b + 10 block35 (320), mixed_6a + 20
+# block17 (1088), mixed_7a + 9 block8 + the final block8 (2080).
+SE_INCEPTION_RESNET_V2_WIDTHS = [320] * 11 + [1088] * 21 + [2080] * 11
+
+register_model(
+    "se_inception_resnet_v2",
+    functools.partial(InceptionResNet, version=2, se_reduction=16),
+    family="inception_v4", paper=SE_PAPER, year=2018, table="Table 2, Figs. 2-3, Sec. 3.3",
+    input_size=(299, 299, 3), min_size=75, mean=INCEPTION_MEAN, std=INCEPTION_STD,
+    top1=80.20, params=55_843_464 + se_param_count(SE_INCEPTION_RESNET_V2_WIDTHS),
+    notes="inception_resnet_v2 (timm layout) with 43 SE blocks (r = 16): on every residual "
+          "branch after its 1×1 projection, before scaling and addition, and on the outputs of "
+          "mixed_5b, mixed_6a and mixed_7a. Derived count: inception_resnet_v2's 55,843,464 + "
+          "Σ C·C/16 + C/16 + C/16·C + C over C = 320 ×11, 1088 ×21, 2080 ×11 (+9,249,254) = "
+          "65,092,718. top1: Table 2, single 299 crop (19.80% / 4.79% top-1/top-5 error; "
+          "the authors' re-implemented Inception-ResNet-v2 baseline: 20.37% / 5.21%).",
 )
