@@ -20,8 +20,11 @@ def has_torch() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def build_twin(name: str):
-    """The torchvision/timm twin of ``name`` in eval mode with randomised BN statistics."""
+def build_twin(name: str, **kwargs):
+    """The torchvision/timm twin of ``name`` in eval mode with randomised BN statistics.
+
+    ``kwargs`` are passed to the twin's constructor on top of the registry's ``twin_kwargs``.
+    """
     torch = pytest.importorskip("torch")
     info = flaxnets.model_info(name)
     lib, twin_name = info.twin.split(":", 1)
@@ -29,10 +32,10 @@ def build_twin(name: str):
     if lib == "torchvision":
         import torchvision
 
-        twin = getattr(torchvision.models, twin_name)(weights=None, **dict(info.twin_kwargs))
+        twin = getattr(torchvision.models, twin_name)(weights=None, **dict(info.twin_kwargs), **kwargs)
     elif lib == "timm":
         timm = pytest.importorskip("timm")
-        twin = timm.create_model(twin_name, pretrained=False, **dict(info.twin_kwargs))
+        twin = timm.create_model(twin_name, pretrained=False, **dict(info.twin_kwargs), **kwargs)
     else:
         raise ValueError(f"unknown twin library {lib!r}")
     # Random but well-conditioned BatchNorm state: calibrate the running statistics on a

@@ -9,6 +9,11 @@ and label-smoothing regularisation (Sec. 6.1 / Table 8).
 Reported single-crop 224 top-1/top-5 error (Table 2): SE-ResNet-50 23.29 / 6.62 %,
 SE-ResNet-101 22.38 / 6.07 %, SE-ResNet-152 21.57 / 5.73 %, SE-ResNeXt-50 21.10 / 5.49 %,
 SE-ResNeXt-101 20.70 / 5.01 %; SENet-154 (Table 8) 18.68 / 4.47 %.
+
+The SE-Inception compositions (Table 2: SE-BN-Inception 24.23 / 7.14 %, SE-Inception-ResNet-v2
+19.80 / 4.79 % at 299×299; the paper gives no SE-Inception-v3 result) are trained with the
+same SGD schedule (Sec. 6 applies one protocol to every SE network); their input size comes
+from the model (299 for the Inception-v3/-ResNet-v2 bases, 224 for BN-Inception).
 """
 
 _COMMON = dict(optimizer="sgd", learning_rate=0.6, lr_batch_denom=1024, batch_size=1024,
@@ -19,5 +24,7 @@ _COMMON = dict(optimizer="sgd", learning_rate=0.6, lr_batch_denom=1024, batch_si
 RECIPES = {
     "seresnet*": dict(_COMMON),
     "seresnext*": dict(_COMMON),
+    "se_inception_*": dict(_COMMON),
+    "se_bn_inception": dict(_COMMON),
     "senet154": dict(_COMMON, label_smoothing=0.1, model_overrides={"drop_rate": 0.2}),
 }
