@@ -71,11 +71,12 @@ def random_input(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def random_variables(model, x, seed: int = 0) -> dict:
+def random_variables(model, x, seed: int = 0, bn_scale: tuple[float, float] = (1.0, 1.0)) -> dict:
     """Variables with the shapes of ``model.init`` filled by numpy (no init compilation).
 
-    Kernels get He-normal values for their fan-in, BN scales 1, biases and other params a
-    small normal, BN statistics (0, 1). Keeps registry-wide tests to one compile per model.
+    Kernels get He-normal values for their fan-in, BN scales uniform in ``bn_scale`` (1 by
+    default), biases and other params a small normal, BN statistics (0, 1). Keeps
+    registry-wide tests to one compile per model.
     """
     import jax
     from flax import traverse_util
@@ -84,7 +85,8 @@ def random_variables(model, x, seed: int = 0) -> dict:
                                                 "dropout": jax.random.PRNGKey(1)}, x))
     rng = np.random.default_rng(seed)
     out = {}
-    for path, s in traverse_util.flatten_dict(shapes).items():
+    flat_shapes = traverse_util.flatten_dict(shapes)
+    for path, s in flat_shapes.items():
         leaf = path[-1]
         if path[0] == "batch_stats":
             value = np.ones(s.shape) if leaf == "var" else np.zeros(s.shape)
@@ -92,7 +94,8 @@ def random_variables(model, x, seed: int = 0) -> dict:
             fan_in = int(np.prod(s.shape[:-1])) or 1
             value = rng.standard_normal(s.shape) * np.sqrt(2.0 / fan_in)
         elif leaf == "scale":
-            value = np.ones(s.shape)
+            is_bn = ("batch_stats", *path[1:-1], "mean") in flat_shapes
+            value = rng.uniform(*bn_scale, s.shape) if is_bn else np.ones(s.shape)
         else:
             value = rng.standard_normal(s.shape) * 0.05
         out[path] = np.asarray(value, dtype=s.dtype)

@@ -90,15 +90,20 @@ def test_join_and_local_mask() -> None:
     assert 0.8 < kept < 0.9  # ≈ 1 - 0.15 (+ the keep-one rule)
 
 
-def _grads(model, x, key):
-    v = model.init(jax.random.PRNGKey(0), x)
+def _grad_fn(model, x):
+    """Jitted ``key -> grads`` of a train-mode loss (one compile; eager dispatch is slow)."""
+    v = jax.jit(model.init)(jax.random.PRNGKey(0), x)
 
-    def loss(p):
-        out, _ = model.apply({"params": p, "batch_stats": v["batch_stats"]}, x, train=True,
-                             mutable=["batch_stats"], rngs={"dropout": key})
-        return jnp.sum(out**2)
+    @jax.jit
+    def grads(key):
+        def loss(p):
+            out, _ = model.apply({"params": p, "batch_stats": v["batch_stats"]}, x, train=True,
+                                 mutable=["batch_stats"], rngs={"dropout": key})
+            return jnp.sum(out**2)
 
-    return jax.grad(loss)(v["params"])
+        return jax.grad(loss)(v["params"])
+
+    return grads
 
 
 def _live_columns(grads) -> set[int]:
@@ -114,8 +119,9 @@ def test_global_drop_path_trains_one_column() -> None:
     x = _x()
     model = FractalNet(**SMALL, global_drop_rate=1.0)
     chosen = set()
+    grads = _grad_fn(model, x)
     for seed in range(6):
-        live = _live_columns(_grads(model, x, jax.random.PRNGKey(seed)))
+        live = _live_columns(grads(jax.random.PRNGKey(seed)))
         assert len(live) == 1, live
         chosen |= live
     assert len(chosen) >= 2  # the column is sampled, not fixed
@@ -123,13 +129,12 @@ def test_global_drop_path_trains_one_column() -> None:
 
 def test_local_drop_path_in_train_mode_only() -> None:
     x = _x()
-    plain = _live_columns(_grads(FractalNet(**SMALL), x, jax.random.PRNGKey(0)))
+    plain = _live_columns(_grad_fn(FractalNet(**SMALL), x)(jax.random.PRNGKey(0)))
     assert plain == {1, 2, 3}
     model = FractalNet(**SMALL, local_drop_rate=1.0)  # every join keeps exactly one input
-    v = model.init(jax.random.PRNGKey(0), x)
-    outs = {tuple(np.round(np.asarray(
-        model.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": jax.random.PRNGKey(s)})[0]
-    ).ravel(), 4)) for s in range(6)}
+    v = jax.jit(model.init)(jax.random.PRNGKey(0), x)
+    train = jax.jit(lambda key: model.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": key})[0])
+    outs = {tuple(np.round(np.asarray(train(jax.random.PRNGKey(s))).ravel(), 4)) for s in range(6)}
     assert len(outs) > 1  # random paths
     e1 = model.apply(v, x, train=False)
     e2 = FractalNet(**SMALL).apply(v, x, train=False)

@@ -9,7 +9,6 @@ put in eval mode, and bfloat16 compute with float32 params and statistics.
 
 from __future__ import annotations
 
-import math
 import os
 
 import chex
@@ -18,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import random_variables, small_input_size
 
 import flaxnets
+from conftest import random_variables, small_input_size
 from flaxnets.summary import count_params
 
 ALL = flaxnets.list_models()
@@ -90,7 +89,10 @@ def test_train_and_eval_behaviour(name: str) -> None:
     size = small_input_size(name)
     x = jnp.asarray(np.random.default_rng(0).standard_normal((2, *size)), jnp.float32)
     labels = jnp.array([1, 3])
-    variables = random_variables(model, x)
+    # BN scales below 1 keep deep residual nets contractive in eval mode (running statistics
+    # (0, 1) do not normalise there): with scales 1, random senet154 is chaotic (a 1e-3 input
+    # change moves its logits by ~40 %), and comparing bfloat16 with float32 says nothing.
+    variables = random_variables(model, x, bn_scale=(0.4, 0.7))
     params = variables["params"]
     stats = variables.get("batch_stats", {})
 
@@ -125,6 +127,6 @@ def test_train_and_eval_behaviour(name: str) -> None:
         chex.assert_trees_all_equal(eval_state.get("batch_stats", stats), stats)
     assert bf16.dtype in (jnp.bfloat16, jnp.float32) and bf16.shape == (2, num_classes)
     chex.assert_tree_all_finite(bf16)
-    scale = max(1.0, float(np.max(np.abs(eval_logits))))
-    assert float(np.max(np.abs(np.asarray(bf16, np.float32) - eval_logits))) < 0.25 * scale * math.sqrt(
-        num_classes), "bfloat16 logits are close to float32 ones"
+    scale = float(np.max(np.abs(eval_logits)))
+    err = float(np.max(np.abs(np.asarray(bf16, np.float32) - eval_logits)))
+    assert err < 0.1 * scale, f"bfloat16 logits within 10 % of the float32 range (error {err:.3g}, range {scale:.3g})"
