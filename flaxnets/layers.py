@@ -29,6 +29,9 @@ Array = jax.Array
 
 # He et al. 2015 ("Delving deep into rectifiers"), fan-out mode as in torchvision's ResNet.
 conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+# He fan-in: for nets without BatchNorm (GoogLeNet paper, SqueezeNet), where fan-out init
+# grows the activations at every width reduction (e.g. SqueezeNet's 1×1 squeeze layers).
+conv_init_fan_in = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 # PyTorch's default Linear init family (uniform, fan-in); good default for classifiers.
 dense_init = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 

@@ -178,7 +178,7 @@ class GoogLeNet(nn.Module):
             # No BatchNorm: fan-in He init keeps the activation scale through the 22 layers
             # (fan-out init, right for the BN variants, gives logits in the hundreds at init).
             conv = layers.make_conv(self.dtype, use_bias=True,
-                                    kernel_init=nn.initializers.variance_scaling(2.0, "fan_in", "normal"))
+                                    kernel_init=layers.conv_init_fan_in)
             unit = functools.partial(layers.ConvBNAct, conv=conv, norm=None)
             lrn = functools.partial(layers.LocalResponseNorm, size=5, alpha=1e-4, beta=0.75, k=1.0,
                                     alpha_over_size=True)

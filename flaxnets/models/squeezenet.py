@@ -98,7 +98,10 @@ class SqueezeNet(nn.Module):
         if self.bypass not in BYPASS_MODES:
             raise ValueError(f"bypass must be one of {BYPASS_MODES}, got {self.bypass!r}")
         stem, k, layout = _VERSIONS[self.version]
-        conv = layers.make_conv(self.dtype, use_bias=True)
+        # Init as torchvision: He fan-in for every conv (kaiming_uniform_), N(0, 0.01) for the
+        # classifier conv. (The project's fan-out default gave a loss of ~20 at init: the
+        # narrow squeeze layers have a small fan-out, hence large weights.)
+        conv = layers.make_conv(self.dtype, use_bias=True, kernel_init=layers.conv_init_fan_in)
         x = x.astype(self.dtype)
         x = nn.relu(conv(stem, (k, k), strides=(2, 2), padding="VALID", name="features.0")(x))
         x = layers.max_pool(x, 3, 2, ceil_mode=True)
@@ -115,7 +118,8 @@ class SqueezeNet(nn.Module):
             x = Fire(*item, conv=conv, bypass=mode, name=f"features.{i + 3}")(x)
             fire += 1
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        x = nn.relu(conv(self.num_classes, (1, 1), padding="VALID", name="classifier.1")(x))
+        x = nn.relu(conv(self.num_classes, (1, 1), padding="VALID", kernel_init=nn.initializers.normal(0.01),
+                         name="classifier.1")(x))
         return layers.global_avg_pool(x).astype(jnp.float32)
 
 
