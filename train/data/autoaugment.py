@@ -8,17 +8,42 @@
   uniformly with replacement from the paper's 14 (:data:`RANDAUGMENT_OPS`, identity
   included), each applied with the same magnitude.
 
-Magnitudes are on the 0–10 scale of both papers (RandAugment Sec. 3: "an integer scale
-from 0 to 10 where a value of 10 indicates the maximum scale"; AutoAugment's magnitudes
-are the 10 discrete values 0–9 of that scale). A magnitude is a strength: 0 leaves the
-image unchanged (except for ops without a magnitude) and 10 reaches the end of the
-AutoAugment paper's range for the op (appendix, list of operations): shear ±0.3,
-translate ±150 px of a 331-px image (scaled to the image size), rotate ±30°, posterize
-down to 4 bits, solarize down to threshold 0, colour/contrast/brightness/sharpness
-factors 1 ± 0.9 (the range [0.1, 1.9]), cutout up to 60 px of 331; the sign of signed ops
-is random. The papers give no normative mapping from the discrete values to op arguments;
-this one is our reading of them (the authors' TF reference code differs for some ops, e.g.
-it maps larger posterize/solarize magnitudes to weaker effects).
+Magnitudes are on the 0–10 scale of both papers (:data:`MAX_LEVEL`; AutoAugment "discretize[s]
+the range of magnitudes into 10 values (uniform spacing)", its policies use 0–9; RandAugment
+Sec. 3: "an integer scale from 0 to 10"). A magnitude ``m`` is a position in the op's range in
+AutoAugment's Table 1, ``value = lo + (hi − lo)·m/10``, which is also what the authors'
+reference TF code does (tensorflow/tpu, ``models/official/efficientnet/autoaugment.py``, the
+code the ImageNet policy was searched with: ``level / _MAX_LEVEL`` scaling, enhance factor
+``(level / 10)·1.8 + 0.1``, solarize threshold ``(level / 10)·256``):
+
+==========================================  ==============  =======================================
+op                                          Table 1 range   argument at magnitude ``m``
+==========================================  ==============  =======================================
+Color, Contrast, Brightness, Sharpness      [0.1, 1.9]      factor ``0.1 + 1.8·m/10`` (m = 5: identity)
+Solarize                                    [0, 256]        threshold ``⌊256·m/10⌋`` (m = 10: identity)
+Posterize                                   [4, 8] bits     bits ``4 + ⌊4·m/10⌋`` (m = 10: identity)
+Rotate                                      [−30, 30]°      ``±30·m/10`` degrees
+ShearX, ShearY                              [−0.3, 0.3]     ``±0.3·m/10``
+TranslateX, TranslateY                      [−150, 150] px  ``±150/331·m/10`` of the width / height
+Cutout                                      [0, 60] px      side ``round(60/331·m/10·min(H, W))``
+SolarizeAdd (reference code, not Table 1)   [0, 110]        add ``⌊110·m/10⌋`` to pixels < 128
+==========================================  ==============  =======================================
+
+So a magnitude is not a strength: Table 9's ``("Color", 0.4, 0)`` desaturates to factor 0.1
+(nearly grey), ``("Solarize", 0.6, 0)`` would invert every pixel, and magnitude 10 leaves
+Solarize and Posterize images unchanged. Signed ops (rotate, shear, translate) take
+``|value| = max·m/10`` with a random sign (reference code; the paper's symmetric ranges), so
+their magnitude 0 is the identity; the enhance ops have no random sign (reference code).
+Integer arguments are rounded down like the reference code's ``int()``; the cutout side is
+rounded to the nearest pixel. RandAugment uses the same mapping (its paper reuses AutoAugment's
+operations and ranges; its reference ``distort_image_with_randaugment`` calls the same
+``level_to_arg``), so e.g. its magnitude 9 means colour factors 1.72, 7-bit posterize and
+solarize threshold 230.
+
+Where the reference code departs from Table 1 we follow the paper: Posterize there keeps
+``int(4·m/10)`` ∈ [0, 4] bits (magnitude 0 gives a black image), contradicting the paper's
+[4, 8]; translate and cutout there use fixed pixel constants, here the paper's pixels of a
+331-px image scaled to the image size.
 
 Randomness is stateless: every random choice is derived from a ``seed`` of shape ``(2,)``,
 as in :mod:`train.data.preprocess`. Geometric ops use nearest-neighbour sampling and fill
@@ -264,12 +289,37 @@ def cutout(img: tf.Tensor, size, seed: tf.Tensor) -> tf.Tensor:
 
 # ------------------------------------------------------------- magnitudes → arguments
 
-# Op name → fn(img, frac, sign, seed) with frac = magnitude / 10 ∈ [0, 1] and sign ∈ {−1, 1}.
+# Op name → fn(img, frac, sign, seed) with frac = magnitude / 10 ∈ [0, 1] and sign ∈ {−1, 1}
+# (used by the signed ops only). Ranges: AutoAugment Table 1 (see the module docstring).
 _OpFn = Callable[[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
+
+ENHANCE_RANGE = (0.1, 1.9)  # Color, Contrast, Brightness, Sharpness factors
+POSTERIZE_RANGE = (4, 8)  # bits kept
+SOLARIZE_RANGE = (0, 256)  # threshold
+ROTATE_MAX = 30.0  # degrees
+SHEAR_MAX = 0.3
+TRANSLATE_MAX = 150.0 / 331.0  # of the image side
+CUTOUT_MAX = 60.0 / 331.0  # of the shorter image side
+SOLARIZE_ADD_MAX = 110  # reference code only
+
+
+def _lerp(lo: float, hi: float, frac: tf.Tensor) -> tf.Tensor:
+    """``lo + (hi − lo)·frac``: magnitude 0 → ``lo``, 10 → ``hi``."""
+    return lo + (hi - lo) * frac
+
+
+def _lerp_floor(lo: int, hi: int, frac: tf.Tensor) -> tf.Tensor:
+    """:func:`_lerp` rounded down to an int32 (the reference code's ``int()``)."""
+    return tf.cast(tf.floor(_lerp(float(lo), float(hi), frac)), tf.int32)
 
 
 def _side(img: tf.Tensor, axis: int) -> tf.Tensor:
     return tf.cast(tf.shape(img)[axis], tf.float32)
+
+
+def _cutout_side(img: tf.Tensor, frac: tf.Tensor) -> tf.Tensor:
+    short = tf.minimum(_side(img, 0), _side(img, 1))
+    return tf.cast(tf.round(frac * CUTOUT_MAX * short), tf.int32)
 
 
 _OPS: dict[str, _OpFn] = {
@@ -277,29 +327,27 @@ _OPS: dict[str, _OpFn] = {
     "AutoContrast": lambda img, f, s, seed: auto_contrast(img),
     "Equalize": lambda img, f, s, seed: equalize(img),
     "Invert": lambda img, f, s, seed: invert(img),
-    "Rotate": lambda img, f, s, seed: rotate(img, s * 30.0 * f),
-    "Posterize": lambda img, f, s, seed: posterize(img, 8 - tf.cast(tf.round(4.0 * f), tf.int32)),
-    "Solarize": lambda img, f, s, seed: solarize(img, tf.cast(tf.round(256.0 * (1.0 - f)), tf.int32)),
-    "SolarizeAdd": lambda img, f, s, seed: solarize_add(img, tf.cast(tf.round(110.0 * f), tf.int32)),
-    "Color": lambda img, f, s, seed: color(img, 1.0 + s * 0.9 * f),
-    "Contrast": lambda img, f, s, seed: contrast(img, 1.0 + s * 0.9 * f),
-    "Brightness": lambda img, f, s, seed: brightness(img, 1.0 + s * 0.9 * f),
-    "Sharpness": lambda img, f, s, seed: sharpness(img, 1.0 + s * 0.9 * f),
-    "ShearX": lambda img, f, s, seed: shear_x(img, s * 0.3 * f),
-    "ShearY": lambda img, f, s, seed: shear_y(img, s * 0.3 * f),
-    "TranslateX": lambda img, f, s, seed: translate_x(img, s * f * 150.0 / 331.0 * _side(img, 1)),
-    "TranslateY": lambda img, f, s, seed: translate_y(img, s * f * 150.0 / 331.0 * _side(img, 0)),
-    "Cutout": lambda img, f, s, seed: cutout(
-        img, tf.cast(tf.round(f * 60.0 / 331.0 * tf.minimum(_side(img, 0), _side(img, 1))),
-                     tf.int32), seed),
+    "Rotate": lambda img, f, s, seed: rotate(img, s * ROTATE_MAX * f),
+    "Posterize": lambda img, f, s, seed: posterize(img, _lerp_floor(*POSTERIZE_RANGE, f)),
+    "Solarize": lambda img, f, s, seed: solarize(img, _lerp_floor(*SOLARIZE_RANGE, f)),
+    "SolarizeAdd": lambda img, f, s, seed: solarize_add(img, _lerp_floor(0, SOLARIZE_ADD_MAX, f)),
+    "Color": lambda img, f, s, seed: color(img, _lerp(*ENHANCE_RANGE, f)),
+    "Contrast": lambda img, f, s, seed: contrast(img, _lerp(*ENHANCE_RANGE, f)),
+    "Brightness": lambda img, f, s, seed: brightness(img, _lerp(*ENHANCE_RANGE, f)),
+    "Sharpness": lambda img, f, s, seed: sharpness(img, _lerp(*ENHANCE_RANGE, f)),
+    "ShearX": lambda img, f, s, seed: shear_x(img, s * SHEAR_MAX * f),
+    "ShearY": lambda img, f, s, seed: shear_y(img, s * SHEAR_MAX * f),
+    "TranslateX": lambda img, f, s, seed: translate_x(img, s * f * TRANSLATE_MAX * _side(img, 1)),
+    "TranslateY": lambda img, f, s, seed: translate_y(img, s * f * TRANSLATE_MAX * _side(img, 0)),
+    "Cutout": lambda img, f, s, seed: cutout(img, _cutout_side(img, f), seed),
 }
 OPS = tuple(_OPS)
 
 
 def apply_op(img: tf.Tensor, name: str, magnitude, seed: tf.Tensor) -> tf.Tensor:
-    """Apply op ``name`` at ``magnitude`` (0–10 scale) to a uint8 HWC image; signed ops
-    (rotate, shear, translate, colour/contrast/brightness/sharpness) draw their sign from
-    ``seed``."""
+    """Apply op ``name`` at ``magnitude`` (0–10 scale, mapped linearly onto the op's range in
+    AutoAugment's Table 1; see the module docstring) to a uint8 HWC image; the signed ops
+    (rotate, shear, translate) draw their sign, cutout its position, from ``seed``."""
     if name not in _OPS:
         raise ValueError(f"unknown augmentation op {name!r}; known: {', '.join(OPS)}")
     frac = tf.cast(magnitude, tf.float32) / MAX_LEVEL
