@@ -4,13 +4,16 @@
   extension) after TensorFlow's shared libraries segfaults the process, and the parity
   tests need torch in the same process as the data tests.
 * Sets XLA's CPU backend to a cheaper optimisation level (compile time dominates the suite).
-* Runs the longest tests first (``tests/durations.json``; refresh with ``--store-durations``).
+* Runs the longest tests first (``tests/durations.json``; refresh with ``--store-durations``)
+  and marks those over ``SLOW_SECONDS`` as ``slow``.
 """
 
 import importlib.util
 import json
 import os
 import pathlib
+
+import pytest
 
 # Compile-time economy for the CPU test suite: XLA's LLVM backend at optimisation level 0
 # compiles the deep train steps ~30% faster (densenet121: 43 s -> 29 s); it changes no op
@@ -28,7 +31,7 @@ if importlib.util.find_spec("torch") is not None:
 # --- Longest tests first -------------------------------------------------------------------
 # tests/durations.json holds the call durations of the last full run (``--store-durations``
 # rewrites it). Starting the longest compiles first lets pytest-xdist's work stealing fill
-# both workers instead of ending on one 2-minute compile; unknown tests keep their order.
+# both workers instead of ending on one 2-minute compile; tests not in the file go first.
 _DURATIONS = pathlib.Path(__file__).parent / "tests" / "durations.json"
 
 
@@ -37,12 +40,21 @@ def pytest_addoption(parser) -> None:
                      help="write this run's test durations to tests/durations.json")
 
 
+# A test that took longer than this in the recorded run is marked ``slow``: the README's
+# quick command (``-m "not slow"``) skips it and CI runs it in a second stage (.ci/run).
+SLOW_SECONDS = 20.0
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items) -> None:
     try:
         known = json.loads(_DURATIONS.read_text())
     except (OSError, ValueError):
         return
-    items.sort(key=lambda item: -known.get(item.nodeid, 0.0))
+    for item in items:
+        if known.get(item.nodeid, 0.0) > SLOW_SECONDS:
+            item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: -known.get(item.nodeid, float("inf")))  # new tests first: may be heavy
 
 
 _measured: dict[str, float] = {}
