@@ -67,4 +67,9 @@ def pytest_runtest_logreport(report) -> None:
 
 def pytest_sessionfinish(session) -> None:
     if session.config.getoption("--store-durations") and not hasattr(session.config, "workerinput") and _measured:
-        _DURATIONS.write_text(json.dumps(dict(sorted(_measured.items())), indent=0) + "\n")
+        try:  # merge: a run of one stage (-m slow / not slow) keeps the other stage's entries
+            merged = json.loads(_DURATIONS.read_text())
+        except (OSError, ValueError):
+            merged = {}
+        merged.update(_measured)
+        _DURATIONS.write_text(json.dumps(dict(sorted(merged.items())), indent=0) + "\n")
