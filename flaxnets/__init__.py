@@ -3,6 +3,8 @@
 Public API::
 
     create_model(name, num_classes=..., dtype=...)   # a flax.linen.Module
+    create_model(name, num_classes=0)                # pooled pre-logit features
+    create_model(name, features_only=True)           # list of stage feature maps
     list_models(pattern="*")                         # registered names
     model_info(name)                                 # paper, input size, reference numbers
     from_torch(name, state_dict)                     # torchvision/timm weights → variables
@@ -12,6 +14,7 @@ Public API::
 from flaxnets.interop import from_torch
 from flaxnets.registry import (
     AUX_COLLECTION,
+    FeatureInfo,
     ModelInfo,
     create_model,
     list_models,
@@ -22,6 +25,7 @@ from flaxnets.summary import Summary, summary
 
 __all__ = [
     "AUX_COLLECTION",
+    "FeatureInfo",
     "ModelInfo",
     "Summary",
     "create_model",

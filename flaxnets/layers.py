@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fnmatch
 import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -67,13 +68,137 @@ def bn_axis_name(name: str | None) -> Iterator[None]:
         _BN_AXIS_NAME.reset(token)
 
 
+_FROZEN_BN: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("frozen_bn", default=())
+
+
+def module_path(path: Sequence[str]) -> str:
+    """The one string form of a flax module path: names joined by ``/`` (``layer1.0/bn1``).
+
+    Flax names here are the twins' dotted module paths, so ``/`` separates nesting levels
+    unambiguously; ``ModelInfo.classifier``/``first_conv`` and freeze globs use this form.
+    """
+    return "/".join(path)
+
+
+def path_matches(path: str, patterns: Sequence[str]) -> bool:
+    """Whether module path ``path`` is, or lies under, a module matched by a glob in ``patterns``."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(fnmatch.fnmatchcase(p, pat) for pat in patterns for p in prefixes)
+
+
+@contextlib.contextmanager
+def frozen_batch_norm(patterns: Sequence[str]) -> Iterator[None]:
+    """Run the BatchNorms under the module globs ``patterns`` in inference mode, even in training.
+
+    ``with frozen_batch_norm(["layer[1-3]*", "conv1", "bn1"]): model.apply(..., train=True)``
+    normalises those layers with their running statistics and leaves the statistics as they
+    are (a frozen backbone keeps its ImageNet statistics while the head trains). Patterns
+    match :func:`module_path` strings or any of their prefixes.
+    """
+    token = _FROZEN_BN.set(tuple(patterns))
+    try:
+        yield
+    finally:
+        _FROZEN_BN.reset(token)
+
+
+class BatchNorm(nn.BatchNorm):
+    """flax ``BatchNorm`` whose train/eval mode is a field, overridable per module.
+
+    ``train`` replaces the constructor's ``use_running_average``; inside
+    :func:`frozen_batch_norm` a module whose path matches runs with its running averages.
+    """
+
+    train: bool = False
+
+    def __call__(self, x: Array, use_running_average: bool | None = None, **kwargs: Any) -> Array:
+        if use_running_average is None:
+            frozen = _FROZEN_BN.get()
+            use_running_average = not self.train or bool(frozen and path_matches(module_path(self.path), frozen))
+        return super().__call__(x, use_running_average, **kwargs)
+
+
 def batch_norm(train: bool, dtype: Any = jnp.float32, **kwargs: Any) -> ModuleDef:
     """The one BatchNorm configuration (PyTorch defaults), bound to train/eval mode."""
     opts = {"momentum": 0.9, "epsilon": 1e-5, "axis_name": _BN_AXIS_NAME.get()}
     opts.update(kwargs)
-    return functools.partial(
-        nn.BatchNorm, use_running_average=not train, dtype=dtype, param_dtype=jnp.float32, **opts
-    )
+    return functools.partial(BatchNorm, train=train, dtype=dtype, param_dtype=jnp.float32, **opts)
+
+
+# --- Feature taps ---------------------------------------------------------------------------
+class StopForward(Exception):
+    """Raised by :func:`tap` once every requested feature map is collected (ends the forward)."""
+
+
+class _Taps:
+    def __init__(self, want: Sequence[str] | None, stop: bool):
+        self.want = None if want is None else tuple(want)
+        self.stop = stop
+        self.got: dict[str, Array] = {}
+
+
+_TAPS: contextvars.ContextVar[_Taps | None] = contextvars.ContextVar("feature_taps", default=None)
+
+
+def tap(x: Array, name: str) -> Array:
+    """Mark ``x`` as the feature map ``name`` (an entry of ``ModelInfo.feature_info``).
+
+    Returns ``x`` unchanged; inside :func:`collect_features` the map is recorded, and the
+    forward pass stops once every requested map is in (``features_only`` models).
+    """
+    taps = _TAPS.get()
+    if taps is not None and (taps.want is None or name in taps.want):
+        taps.got[name] = x
+        if taps.stop and taps.want is not None and all(w in taps.got for w in taps.want):
+            raise StopForward
+    return x
+
+
+@contextlib.contextmanager
+def collect_features(names: Sequence[str] | None = None, stop: bool = False) -> Iterator[dict[str, Array]]:
+    """Collect the maps passed to :func:`tap` while tracing inside (all, or only ``names``).
+
+    ``stop=True`` raises :class:`StopForward` after the last requested map; the caller
+    catches it. Works under ``jit``: the collected tracers belong to the enclosing trace.
+    """
+    taps = _Taps(names, stop)
+    token = _TAPS.set(taps)
+    try:
+        yield taps.got
+    finally:
+        _TAPS.reset(token)
+
+
+def classifier_head(
+    x: Array,
+    num_classes: int,
+    drop_rate: float,
+    train: bool,
+    dtype: Any = jnp.float32,
+    name: str = "fc",
+    pool: str | None = "avg",
+    flatten: bool = False,
+) -> Array:
+    """The shared tail: global pooling → dropout → dense (``num_classes=0``: pooled features).
+
+    Call from a compact ``__call__``: the dense layer is created in the caller's scope as
+    ``name`` (the twin's module path). ``pool``: ``"avg"``, ``"max"`` or ``None`` (input
+    already pooled); ``flatten`` flattens in torch's C-H-W order instead of pooling.
+    Returns float32 logits, or the float32 pre-logit features when ``num_classes == 0``.
+    """
+    if flatten:
+        x = flatten_nchw(x)
+    elif pool == "avg":
+        x = global_avg_pool(x)
+    elif pool == "max":
+        x = jnp.max(x, axis=(1, 2))
+    elif pool is not None:
+        raise ValueError(f"unknown pool {pool!r} (avg, max or None)")
+    if num_classes == 0:
+        return x.astype(jnp.float32)
+    x = nn.Dropout(drop_rate, deterministic=not train)(x)
+    return make_dense(dtype)(num_classes, name=name)(x).astype(jnp.float32)
 
 
 def make_conv(dtype: Any = jnp.float32, **kwargs: Any) -> ModuleDef:

@@ -1,6 +1,7 @@
 """Registry-wide tests, parametrized over every registered model.
 
-Shapes and parameter counts use ``jax.eval_shape`` (no compilation). The behavioural test
+Shapes, parameter counts and the anatomy (pooled features, classifier paths, feature maps)
+use ``jax.eval_shape`` (no compilation). The behavioural test
 compiles one small function per model (smallest input the architecture allows) that
 checks: logits shape and finiteness, a non-zero gradient for every parameter (auxiliary
 heads included, through their losses), batch statistics that move in train mode and stay
@@ -17,9 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import traverse_util
 
 import flaxnets
 from conftest import random_variables, small_input_size
+from flaxnets import layers
+from flaxnets.registry import TOP1_PROTOCOLS
 from flaxnets.summary import count_params
 
 ALL = flaxnets.list_models()
@@ -54,15 +58,64 @@ def test_info_is_complete(name: str) -> None:
     doc = flaxnets.create_model(name).__class__.__doc__ or ""
     module_doc = __import__(type(flaxnets.create_model(name)).__module__, fromlist=["x"]).__doc__ or ""
     assert doc and module_doc, "family module and model class document their paper"
+    # Anatomy: what weight loading, feature extraction and the trainer read instead of probing.
+    assert info.num_features and info.num_features > 0
+    assert info.classifier and info.first_conv and info.feature_info
+    reductions = [f.reduction for f in info.feature_info]
+    assert reductions == sorted(reductions) and reductions[0] >= 1
+    assert len({f.module for f in info.feature_info}) == len(info.feature_info), "feature names are unique"
+    assert 0 < info.crop_pct <= 1 and info.interpolation in ("bilinear", "bicubic", "nearest")
+    assert info.aux_loss_weight >= 0 and info.has_aux == (info.aux_loss_weight > 0)
+    if info.top1 is not None:
+        assert info.top1_protocol, "a published top-1 states how it was measured"
+    if info.top1_protocol is not None:
+        kind, _, size = info.top1_protocol.rpartition(" ")
+        assert kind in TOP1_PROTOCOLS and size.isdigit(), info.top1_protocol
+
+
+def _param_paths(variables) -> dict[str, tuple]:
+    return {"/".join(p[:-1]): v.shape for p, v in traverse_util.flatten_dict(variables["params"]).items()}
+
+
+def _odd_size(info) -> tuple[int, int]:
+    h, w, _ = info.input_size
+    return (h + 1 if h % 2 == 0 else h + 2, w + 3 if w % 2 == 0 else w + 2)
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_param_count_matches_reference(name: str) -> None:
+def test_param_count_and_anatomy(name: str) -> None:
+    """Count, then (shapes only) pooled features, the classifier paths and the feature maps."""
     info = flaxnets.model_info(name)
-    _, variables = _init_shapes(name)
+    model, variables = _init_shapes(name)
     assert count_params(variables["params"]) == info.params
     for leaf in jax.tree_util.tree_leaves(variables):
         assert leaf.dtype == jnp.float32
+    # num_classes=0: the pooled pre-logit features; exactly the classifier modules go.
+    pooled, pooled_vars = _init_shapes(name, num_classes=0)
+    h, w, c = info.input_size
+    out = jax.eval_shape(lambda v: pooled.apply(v, jnp.zeros((2, h, w, c))), pooled_vars)
+    assert out.shape == (2, info.num_features)
+    full, kept = _param_paths(variables), _param_paths(pooled_vars)
+    assert all(full.get(p) == s for p, s in kept.items()), "num_classes=0 only removes modules"
+    gone = set(full) - set(kept)
+    under = {p for p in full if layers.path_matches(p, info.classifier)}
+    assert gone == under, f"removed {sorted(gone - under)[:5]}, classifier-only {sorted(under - gone)[:5]}"
+    assert all(any(layers.path_matches(p, [c]) for p in gone) for c in info.classifier)
+    kernel = full.get(info.first_conv)
+    assert kernel is not None and len(kernel) == 4 and kernel[2] == c, f"first_conv {info.first_conv}: {kernel}"
+    # features_only: the stated channels and reductions, with the classifier model's variables.
+    feats = flaxnets.create_model(name, features_only=True)
+    sizes = [(h, w)] if info.fixed_size else [(h, w), _odd_size(info)]
+    for hh, ww in sizes:
+        maps = jax.eval_shape(lambda v: feats.apply(v, jnp.zeros((1, hh, ww, c))), variables)
+        assert len(maps) == len(info.feature_info)
+        for m, f in zip(maps, info.feature_info, strict=True):
+            assert m.shape[-1] == f.channels, f"{f.module}: {m.shape} vs {f}"
+            for size, got in ((hh, m.shape[1]), (ww, m.shape[2])):  # stride r: size/r up to borders
+                assert abs(got - size / f.reduction) <= max(1.0, 0.25 * size / f.reduction), (f, hh, ww, m.shape)
+    last = flaxnets.create_model(name, features_only=True, out_indices=(-1,))
+    (m,) = jax.eval_shape(lambda v: last.apply(v, jnp.zeros((1, h, w, c))), pooled_vars)
+    assert m.shape[-1] == info.feature_info[-1].channels
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -1,9 +1,11 @@
-"""Numerical parity with the torchvision/timm twins: same weights → same logits.
+"""Numerical parity with the torchvision/timm twins: same weights → same logits and features.
 
 For every registered model with a twin: build the twin with random weights and random
 BatchNorm statistics, convert its ``state_dict`` with :func:`flaxnets.from_torch`, and
 compare eval-mode logits on one random input at the default size and at the model's extra
 sizes (a non-square odd size where the twin accepts it). Max abs difference ≤ 1e-4 (fp32).
+The same forward passes compare every ``feature_info`` map with the output of the twin's
+module of that name (a forward hook), within 1e-4 of the map's largest value.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pytest
 from conftest import build_twin, random_input
 
 import flaxnets
+from flaxnets import layers
 from flaxnets.summary import count_params
 
 TWINS = [n for n in flaxnets.list_models() if flaxnets.model_info(n).twin]
@@ -24,6 +27,20 @@ def _marks(name: str):
     info = flaxnets.model_info(name)
     big = (info.params or 0) > _BIG or info.input_size[0] > 300
     return [pytest.mark.parity] + ([pytest.mark.slow] if big else [])
+
+
+def _hook_features(twin, info) -> dict:
+    """Forward hooks storing the output of each feature_info module of the twin (NHWC numpy)."""
+    got: dict = {}
+    modules = dict(twin.named_modules())
+    for f in info.feature_info:
+        assert f.module in modules, f"feature {f.module!r} is not a module of the twin"
+
+        def hook(_module, _inputs, output, key=f.module):
+            got[key] = output.detach().numpy().transpose(0, 2, 3, 1)
+
+        modules[f.module].register_forward_hook(hook)
+    return got
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in TWINS])
@@ -38,13 +55,55 @@ def test_logits_match_twin(name: str) -> None:
     if info.params is not None:
         assert twin_params == info.params
     model = flaxnets.create_model(name)
-    apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    names = [f.module for f in info.feature_info]
+
+    @jax.jit
+    def apply(v, x):
+        with layers.collect_features(names) as maps:
+            logits = model.apply(v, x, train=False)
+        return logits, dict(maps)
+
+    twin_maps = _hook_features(twin, info)
     h, w, c = info.input_size
     for i, (hh, ww) in enumerate(((h, w), *info.twin_sizes)):
         x = random_input((2, c, hh, ww), seed=i)
+        twin_maps.clear()
         with torch.no_grad():
             expected = twin(torch.from_numpy(x)).numpy()
-        got = np.asarray(apply(variables, x.transpose(0, 2, 3, 1)))
+        got, maps = apply(variables, x.transpose(0, 2, 3, 1))
+        got = np.asarray(got)
         assert got.shape == expected.shape
         err = float(np.max(np.abs(got - expected)))
         assert err <= 1e-4, f"{name} at {hh}×{ww}: max abs diff {err:.2e}"
+        for f in info.feature_info:
+            mine, ref = np.asarray(maps[f.module]), twin_maps[f.module]
+            assert mine.shape == ref.shape, f"{f.module} at {hh}×{ww}: {mine.shape} vs twin {ref.shape}"
+            rel = float(np.max(np.abs(mine - ref))) / max(float(np.max(np.abs(ref))), 1e-12)
+            assert rel <= 1e-4, f"{name} feature {f.module} at {hh}×{ww}: relative diff {rel:.2e}"
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.parity) for n in TWINS])
+def test_metadata_matches_twin(name: str) -> None:
+    """Eval preprocessing equals the twin's default weights'; a timm twin's feature_info is ours.
+
+    No forward pass: torchvision's weight enums and timm's pretrained configs are metadata.
+    """
+    info = flaxnets.model_info(name)
+    lib, twin_name = info.twin.split(":", 1)
+    if lib == "torchvision":
+        torchvision = pytest.importorskip("torchvision")
+        weights = torchvision.models.get_model_weights(twin_name).DEFAULT
+        preset = weights.transforms()
+        crop_pct = preset.crop_size[0] / preset.resize_size[0]
+        interpolation = preset.interpolation.value
+        assert tuple(preset.mean) == pytest.approx(info.mean) and tuple(preset.std) == pytest.approx(info.std)
+    else:
+        timm = pytest.importorskip("timm")
+        cfg = timm.models.get_pretrained_cfg(twin_name)
+        crop_pct, interpolation = cfg.crop_pct, cfg.interpolation
+        twin = timm.create_model(twin_name, pretrained=False, **dict(info.twin_kwargs))
+        theirs = [(f["module"], f["num_chs"], f["reduction"]) for f in twin.feature_info]
+        assert [(f.module, f.channels, f.reduction) for f in info.feature_info] == theirs
+        assert twin.num_features == info.num_features
+    assert info.crop_pct == pytest.approx(crop_pct, abs=1e-3), f"{name}: crop_pct {info.crop_pct} vs {crop_pct}"
+    assert info.interpolation == interpolation

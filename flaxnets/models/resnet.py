@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.registry import CIFAR_MEAN, CIFAR_STD, register_model
+from flaxnets.registry import CIFAR_MEAN, CIFAR_STD, features, register_model
 
 ModuleDef = Any
 
@@ -163,6 +163,11 @@ class ResNet(nn.Module):
       stem_width: ``stem="deep"`` (SENet-154, timm): three 3×3 convs of stem_width,
         stem_width, 2·stem_width channels instead of the 7×7 conv.
       drop_rate: dropout before the classifier (SENet-154 in the paper: 0.2).
+      stem_tap: name of the stem's feature map (the twin's module: torchvision ``relu``,
+        timm ``act1``).
+
+    Feature maps (``features_only``): the stem output before the max pool, then the output
+    of every stage ``layer1``…; ``num_classes=0`` returns the pooled stage-4 features.
     """
 
     stage_sizes: Sequence[int]
@@ -183,6 +188,7 @@ class ResNet(nn.Module):
     down_kernel_size: int = 1
     stem_width: int = 64
     drop_rate: float = 0.0
+    stem_tap: str = "relu"
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -191,7 +197,7 @@ class ResNet(nn.Module):
         x = x.astype(self.dtype)
         if self.stem == "imagenet":
             x = conv(self.widths[0], (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), name="conv1")(x)
-            x = self.act(norm(name="bn1")(x))
+            x = layers.tap(self.act(norm(name="bn1")(x)), self.stem_tap)
             x = layers.max_pool(x, 3, 2, padding=1)
         elif self.stem == "deep":  # timm's ``conv1`` Sequential: conv-bn-relu ×2, conv; then bn1
             w = self.stem_width
@@ -200,11 +206,11 @@ class ResNet(nn.Module):
                          name=f"conv1.{3 * i}")(x)
                 if i < 2:
                     x = self.act(norm(name=f"conv1.{3 * i + 1}")(x))
-            x = self.act(norm(name="bn1")(x))
+            x = layers.tap(self.act(norm(name="bn1")(x)), self.stem_tap)
             x = layers.max_pool(x, 3, 2, padding=1)
         else:  # CIFAR (Sec. 4.2): one 3×3 conv, no pooling
             x = conv(self.widths[0], (3, 3), padding=((1, 1), (1, 1)), name="conv1")(x)
-            x = self.act(norm(name="bn1")(x))
+            x = layers.tap(self.act(norm(name="bn1")(x)), self.stem_tap)
         rates = layers.linear_drop_path_rates(sum(self.stage_sizes), self.drop_path_rate)
         extra = {k: v for k, v, default in (
             ("attn", self.attn and functools.partial(self.attn, dtype=self.dtype), None),
@@ -220,67 +226,107 @@ class ResNet(nn.Module):
                     name=f"layer{i + 1}.{j}", **extra,
                 )(x, train)
                 idx += 1
-        x = layers.global_avg_pool(x)
-        x = nn.Dropout(self.drop_rate, deterministic=not train)(x)
-        x = layers.make_dense(self.dtype)(self.num_classes, name="fc")(x)
-        return x.astype(jnp.float32)
+            x = layers.tap(x, f"layer{i + 1}")
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="fc")
+
+
+def resnet_anatomy(stage_sizes: Sequence[int], block: ModuleDef, widths: Sequence[int] = (64, 128, 256, 512),
+                   stem: str = "imagenet", stem_tap: str = "relu", stem_width: int = 64,
+                   **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of a :class:`ResNet` built with these arguments.
+
+    Maps: the stem (stride 2, or 1 for the CIFAR stem) and every stage, each stage
+    halving the resolution after the first (after the stem's max pool for ImageNet).
+    """
+    out = widths[-1] * block.expansion
+    first = 2 * stem_width if stem == "deep" else widths[0]
+    stem_r = 1 if stem == "cifar" else 2
+    start = stem_r if stem == "cifar" else 4
+    maps = [(stem_tap, first, stem_r)] + [
+        (f"layer{i + 1}", w * block.expansion, start * 2 ** i) for i, w in enumerate(widths)]
+    return {"num_features": out, "feature_info": features(*maps), "classifier": ("fc",),
+            "first_conv": "conv1.0" if stem == "deep" else "conv1"}
+
+
+def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
+    """One registry row: ``arch`` are :class:`ResNet` fields, ``info`` its metadata."""
+    register_model(name, functools.partial(ResNet, **arch), **resnet_anatomy(**arch), **info)
 
 
 # --- ImageNet variants (torchvision twins) -----------------------------------------------
-# name: (stage sizes, block, groups, base width, reference params, paper top-1 (10-crop,
-# Table 3 of the ResNet paper / Table 3 of ResNeXt / WRN: torchvision's, none in paper))
-_IMAGENET = {
-    "resnet18": ((2, 2, 2, 2), BasicBlock, 1, 64, 11_689_512, None),
-    "resnet34": ((3, 4, 6, 3), BasicBlock, 1, 64, 21_797_672, 75.48),
-    "resnet50": ((3, 4, 6, 3), Bottleneck, 1, 64, 25_557_032, 77.15),
-    "resnet101": ((3, 4, 23, 3), Bottleneck, 1, 64, 44_549_160, 78.25),
-    "resnet152": ((3, 8, 36, 3), Bottleneck, 1, 64, 60_192_808, 78.57),
-    "resnext50_32x4d": ((3, 4, 6, 3), Bottleneck, 32, 4, 25_028_904, 77.8),
-    "resnext101_32x8d": ((3, 4, 23, 3), Bottleneck, 32, 8, 88_791_336, None),
-    "resnext101_64x4d": ((3, 4, 23, 3), Bottleneck, 64, 4, 83_455_272, 79.6),
-    "wide_resnet50_2": ((3, 4, 6, 3), Bottleneck, 1, 128, 68_883_240, None),
-    "wide_resnet101_2": ((3, 4, 23, 3), Bottleneck, 1, 128, 126_886_696, None),
-}
+# top1: single 224 crop of the authors' released Caffe models (KaimingHe/deep-residual-networks
+# README: top-1 error 24.7 / 23.6 / 23.0 % for ResNet-50/101/152) where one exists; otherwise
+# the paper's 10-crop Table 3 (ResNet-34 option B 24.52 %) or Table 2 (ResNet-18 27.88 %).
+# ResNeXt: single 224 crop (facebookresearch/ResNeXt README; Table 3/5). Wide ResNet: none.
+# Eval preprocessing: the twin's default torchvision weights (resize 256 → 0.875 for the
+# IMAGENET1K_V1 weights, 232 → 224/232 for IMAGENET1K_V2), bilinear.
+_V1 = {"crop_pct": 0.875}  # torchvision IMAGENET1K_V1 weights: resize 256, crop 224
+_V2 = {"crop_pct": 224 / 232}  # torchvision IMAGENET1K_V2 weights: resize 232, crop 224
+_RESNET = {"family": "resnet", "paper": PAPER, "year": 2016, "table": "Table 1"}
+_RESNEXT = {"family": "resnet", "paper": RESNEXT_PAPER, "year": 2017, "table": "Table 1"}
+_WRN = {"family": "resnet", "paper": WRN_PAPER, "year": 2016,
+        "table": "Sec. 2 (bottleneck widened ×2, torchvision variant)"}
+_V1_NOTE = ("Same parameters as torchvision's v1.5 (only the stride moves), so torchvision weights "
+            "load but were trained for v1.5.")
+_V1_TABLE = "Table 1 (v1: stride in the 1×1)"
 
-for _name, (_sizes, _block, _groups, _width, _params, _top1) in _IMAGENET.items():
-    _paper, _table, _year = PAPER, "Table 1", 2016
-    if _name.startswith("resnext"):
-        _paper, _table, _year = RESNEXT_PAPER, "Table 1", 2017
-    elif _name.startswith("wide"):
-        _paper, _table, _year = WRN_PAPER, "Sec. 2 (bottleneck widened ×2, torchvision variant)", 2016
-    register_model(
-        _name,
-        functools.partial(ResNet, stage_sizes=_sizes, block=_block, groups=_groups, base_width=_width),
-        family="resnet", paper=_paper, year=_year, table=_table, top1=_top1, params=_params,
-        twin=f"torchvision:{_name}",
-    )
-    if _name.startswith("resnet") and _block is Bottleneck:
-        # The paper's original v1: stride 2 on the first 1×1 conv of a downsampling block.
-        register_model(
-            f"{_name}_v1",
-            functools.partial(ResNet, stage_sizes=_sizes, block=_block, stride_in_1x1=True),
-            family="resnet", paper=PAPER, year=2016, table="Table 1 (v1: stride in the 1×1)",
-            top1=_top1, params=_params,
-            notes="Same parameters as torchvision's v1.5 (only the stride moves), so torchvision "
-                  "weights load but were trained for v1.5.",
-        )
+_register("resnet18", dict(stage_sizes=(2, 2, 2, 2), block=BasicBlock), **_RESNET, **_V1,
+          params=11_689_512, top1=72.12, top1_protocol="10 crop 224", twin="torchvision:resnet18")
+_register("resnet34", dict(stage_sizes=(3, 4, 6, 3), block=BasicBlock), **_RESNET, **_V1,
+          params=21_797_672, top1=75.48, top1_protocol="10 crop 224", twin="torchvision:resnet34")
+_register("resnet50", dict(stage_sizes=(3, 4, 6, 3), block=Bottleneck), **_RESNET, **_V2,
+          params=25_557_032, top1=75.3, top1_protocol="1 crop 224", twin="torchvision:resnet50")
+_register("resnet101", dict(stage_sizes=(3, 4, 23, 3), block=Bottleneck), **_RESNET, **_V2,
+          params=44_549_160, top1=76.4, top1_protocol="1 crop 224", twin="torchvision:resnet101")
+_register("resnet152", dict(stage_sizes=(3, 8, 36, 3), block=Bottleneck), **_RESNET, **_V2,
+          params=60_192_808, top1=77.0, top1_protocol="1 crop 224", twin="torchvision:resnet152")
+_register("resnext50_32x4d", dict(stage_sizes=(3, 4, 6, 3), block=Bottleneck, groups=32, base_width=4),
+          **_RESNEXT, **_V2, params=25_028_904, top1=77.8, top1_protocol="1 crop 224",
+          twin="torchvision:resnext50_32x4d")
+_register("resnext101_32x8d", dict(stage_sizes=(3, 4, 23, 3), block=Bottleneck, groups=32, base_width=8),
+          **_RESNEXT, **_V2, params=88_791_336, twin="torchvision:resnext101_32x8d")
+_register("resnext101_64x4d", dict(stage_sizes=(3, 4, 23, 3), block=Bottleneck, groups=64, base_width=4),
+          **_RESNEXT, **_V2, params=83_455_272, top1=79.6, top1_protocol="1 crop 224",
+          twin="torchvision:resnext101_64x4d")
+_register("wide_resnet50_2", dict(stage_sizes=(3, 4, 6, 3), block=Bottleneck, base_width=128),
+          **_WRN, **_V2, params=68_883_240, twin="torchvision:wide_resnet50_2")
+_register("wide_resnet101_2", dict(stage_sizes=(3, 4, 23, 3), block=Bottleneck, base_width=128),
+          **_WRN, **_V2, params=126_886_696, twin="torchvision:wide_resnet101_2")
+# The paper's original v1: stride 2 on the first 1×1 conv of a downsampling block. The
+# single-crop numbers are of the authors' released (v1) models.
+_register("resnet50_v1", dict(stage_sizes=(3, 4, 6, 3), block=Bottleneck, stride_in_1x1=True),
+          **{**_RESNET, "table": _V1_TABLE}, params=25_557_032, top1=75.3, top1_protocol="1 crop 224",
+          notes=_V1_NOTE)
+_register("resnet101_v1", dict(stage_sizes=(3, 4, 23, 3), block=Bottleneck, stride_in_1x1=True),
+          **{**_RESNET, "table": _V1_TABLE}, params=44_549_160, top1=76.4, top1_protocol="1 crop 224",
+          notes=_V1_NOTE)
+_register("resnet152_v1", dict(stage_sizes=(3, 8, 36, 3), block=Bottleneck, stride_in_1x1=True),
+          **{**_RESNET, "table": _V1_TABLE}, params=60_192_808, top1=77.0, top1_protocol="1 crop 224",
+          notes=_V1_NOTE)
+
 
 # --- CIFAR-10 variants, Sec. 4.2: depth 6n+2, option A shortcuts -------------------------
-# name: (n, paper Table 6 error % → top-1)
-_CIFAR = {"resnet20": (3, 91.25), "resnet32": (5, 92.49), "resnet44": (7, 92.83),
-          "resnet56": (9, 93.03), "resnet110": (18, 93.57), "resnet1202": (200, 92.07)}
+def cifar_resnet_params(n: int) -> int:
+    """Count of the CIFAR ResNet with ``n`` blocks per stage (the paper rounds: 0.27M … 19.4M).
 
-for _name, (_n, _top1) in _CIFAR.items():
-    register_model(
-        _name,
-        functools.partial(ResNet, stage_sizes=(_n, _n, _n), block=BasicBlock, widths=(16, 32, 64),
-                          stem="cifar", shortcut="A"),
-        family="resnet", paper=PAPER, year=2016, table="Sec. 4.2, Table 6",
-        input_size=(32, 32, 3), min_size=8, mean=CIFAR_MEAN, std=CIFAR_STD, num_classes=10,
-        top1=_top1,
-        # conv1 3·3·3·16 + BN 2·16; per block of width c: 2·9c² + 4c (first block of stages 2/3:
-        # 9·(c/2)·c + 9c² + 4c); fc 64·10 + 10. The paper rounds these (0.27M … 19.4M).
-        params=(432 + 32 + sum(
-            (9 * (c // 2) * c if (i > 0 and j == 0) else 9 * c * c) + 9 * c * c + 4 * c
-            for i, c in enumerate((16, 32, 64)) for j in range(_n)) + 650),
-    )
+    conv1 3·3·3·16 + BN 2·16; per block of width c: 2·9c² + 4c (first block of stages 2/3:
+    9·(c/2)·c + 9c² + 4c); fc 64·10 + 10.
+    """
+    return 432 + 32 + sum(
+        (9 * (c // 2) * c if (i > 0 and j == 0) else 9 * c * c) + 9 * c * c + 4 * c
+        for i, c in enumerate((16, 32, 64)) for j in range(n)) + 650
+
+
+_CIFAR = {"family": "resnet", "paper": PAPER, "year": 2016, "table": "Sec. 4.2, Table 6",
+          "input_size": (32, 32, 3), "min_size": 8, "mean": CIFAR_MEAN, "std": CIFAR_STD, "num_classes": 10,
+          "crop_pct": 1.0, "top1_protocol": "full image 32"}  # Table 6: test error on the 32×32 test images
+_CIFAR_ARCH = {"block": BasicBlock, "widths": (16, 32, 64), "stem": "cifar", "shortcut": "A"}
+
+_register("resnet20", dict(stage_sizes=(3, 3, 3), **_CIFAR_ARCH), **_CIFAR, top1=91.25, params=cifar_resnet_params(3))
+_register("resnet32", dict(stage_sizes=(5, 5, 5), **_CIFAR_ARCH), **_CIFAR, top1=92.49, params=cifar_resnet_params(5))
+_register("resnet44", dict(stage_sizes=(7, 7, 7), **_CIFAR_ARCH), **_CIFAR, top1=92.83, params=cifar_resnet_params(7))
+_register("resnet56", dict(stage_sizes=(9, 9, 9), **_CIFAR_ARCH), **_CIFAR, top1=93.03, params=cifar_resnet_params(9))
+_register("resnet110", dict(stage_sizes=(18, 18, 18), **_CIFAR_ARCH), **_CIFAR, top1=93.57,
+          params=cifar_resnet_params(18))
+_register("resnet1202", dict(stage_sizes=(200, 200, 200), **_CIFAR_ARCH), **_CIFAR, top1=92.07,
+          params=cifar_resnet_params(200))

@@ -37,7 +37,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.models.resnet import BasicBlock, Bottleneck, ResNet
+from flaxnets.models.resnet import BasicBlock, Bottleneck, ResNet, resnet_anatomy
 from flaxnets.registry import register_model
 
 PAPER = "Squeeze-and-Excitation Networks"
@@ -65,30 +65,35 @@ class SENet(ResNet):
     attn: Any = se_layer
 
 
-# name: (stage sizes, block, groups, base width, extra ResNet fields, timm params,
-#        paper top-1 single 224 crop: Table 2 "SENet" column, Table 8 for SENet-154)
-_VARIANTS: dict[str, tuple[Any, ...]] = {
-    "seresnet18": ((2, 2, 2, 2), BasicBlock, 1, 64, {}, 11_779_624, None),
-    "seresnet34": ((3, 4, 6, 3), BasicBlock, 1, 64, {}, 21_960_416, None),
-    "seresnet50": ((3, 4, 6, 3), Bottleneck, 1, 64, {}, 28_088_024, 76.71),
-    "seresnet101": ((3, 4, 23, 3), Bottleneck, 1, 64, {}, 49_326_872, 77.62),
-    "seresnet152": ((3, 8, 36, 3), Bottleneck, 1, 64, {}, 66_821_848, 78.43),
-    "seresnext50_32x4d": ((3, 4, 6, 3), Bottleneck, 32, 4, {}, 27_559_896, 78.90),
-    "seresnext101_32x4d": ((3, 4, 23, 3), Bottleneck, 32, 4, {}, 48_955_416, 79.30),
-    "senet154": ((3, 8, 36, 3), Bottleneck, 64, 4,
-                 {"stem": "deep", "reduce_first": 2, "down_kernel_size": 3}, 115_088_984, 81.32),
-}
+def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
+    """One registry row: ``arch`` are :class:`SENet` fields, ``info`` its metadata."""
+    arch = {"stem_tap": "act1", **arch}  # timm's module name for the stem activation
+    register_model(name, functools.partial(SENet, **arch), **resnet_anatomy(**arch), family="senet",
+                   paper=PAPER, year=2018, twin=f"timm:{name}", interpolation="bicubic", **info)
 
-for _name, (_sizes, _block, _groups, _width, _extra, _params, _top1) in _VARIANTS.items():
-    register_model(
-        _name,
-        functools.partial(SENet, stage_sizes=_sizes, block=_block, groups=_groups, base_width=_width,
-                          **_extra),
-        family="senet", paper=PAPER, year=2018,
-        table="Table 8, Sec. 6.1 (SENet-154)" if _name == "senet154" else "Fig. 3, Table 1/2",
-        top1=_top1, params=_params, twin=f"timm:{_name}",
-        notes="SE reduction r=16, reduced width rounded to a multiple of 8 as in timm."
-              + (" timm's ResNet-based senet154 (deep stem, half-width first 1×1, 3×3 strided "
-                 "projections); dropout 0.2 of the paper via drop_rate=0.2." if _name == "senet154"
-                 else ""),
-    )
+
+# top1: single 224 crop, TPAMI Table 2 "SENet" column (Table 8 for SENet-154). Eval
+# preprocessing: timm's pretrained_cfg of each twin's default tag (bicubic; crop 0.875,
+# seresnet50.a1_in1k 0.95). seresnet18/34/101/152 have only ``.untrained`` tags in timm.
+_SE_NOTE = "SE reduction r=16, reduced width rounded to a multiple of 8 as in timm."
+_TABLE = "Fig. 3, Table 1/2"
+
+_register("seresnet18", dict(stage_sizes=(2, 2, 2, 2), block=BasicBlock), table=_TABLE,
+          params=11_779_624, notes=_SE_NOTE)
+_register("seresnet34", dict(stage_sizes=(3, 4, 6, 3), block=BasicBlock), table=_TABLE,
+          params=21_960_416, notes=_SE_NOTE)
+_register("seresnet50", dict(stage_sizes=(3, 4, 6, 3), block=Bottleneck), table=_TABLE, crop_pct=0.95,
+          params=28_088_024, top1=76.71, top1_protocol="1 crop 224", notes=_SE_NOTE)
+_register("seresnet101", dict(stage_sizes=(3, 4, 23, 3), block=Bottleneck), table=_TABLE,
+          params=49_326_872, top1=77.62, top1_protocol="1 crop 224", notes=_SE_NOTE)
+_register("seresnet152", dict(stage_sizes=(3, 8, 36, 3), block=Bottleneck), table=_TABLE,
+          params=66_821_848, top1=78.43, top1_protocol="1 crop 224", notes=_SE_NOTE)
+_register("seresnext50_32x4d", dict(stage_sizes=(3, 4, 6, 3), block=Bottleneck, groups=32, base_width=4),
+          table=_TABLE, params=27_559_896, top1=78.90, top1_protocol="1 crop 224", notes=_SE_NOTE)
+_register("seresnext101_32x4d", dict(stage_sizes=(3, 4, 23, 3), block=Bottleneck, groups=32, base_width=4),
+          table=_TABLE, params=48_955_416, top1=79.30, top1_protocol="1 crop 224", notes=_SE_NOTE)
+_register("senet154", dict(stage_sizes=(3, 8, 36, 3), block=Bottleneck, groups=64, base_width=4, stem="deep",
+                           reduce_first=2, down_kernel_size=3),
+          table="Table 8, Appendix (SENet-154)", params=115_088_984, top1=81.32, top1_protocol="1 crop 224",
+          notes=_SE_NOTE + " timm's ResNet-based senet154 (deep stem, half-width first 1×1, 3×3 strided "
+                           "projections); dropout 0.2 of the paper via drop_rate=0.2.")
