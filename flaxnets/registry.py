@@ -79,8 +79,10 @@ class ModelInfo:
         auxiliary head: what a new ``num_classes`` re-initialises and ``num_classes=0`` drops.
       first_conv: module path of the first convolution (adapted for other input channels).
       aux_loss_weight: weight of the auxiliary heads' losses; ``has_aux`` is derived from it.
-      dense_eval: the model has a fully-convolutional evaluation (``dense=True`` or it is
-        fully convolutional as built), usable on inputs larger than ``input_size``.
+      dense_eval: how to build the model's fully-convolutional (dense) evaluation, which runs
+        on inputs larger than ``input_size`` and averages the class score map: the constructor
+        overrides (``{"dense": True}`` for VGG, ``{}`` for nets that are fully convolutional
+        as built, e.g. NiN); ``None`` when the paper has no dense evaluation.
       twin: ``"torchvision:<fn>"`` or ``"timm:<name>"`` when weights convert 1:1.
       twin_kwargs: keyword arguments to build the twin with the same head configuration.
       twin_sizes: extra (H, W) sizes the parity test checks besides ``input_size``.
@@ -110,7 +112,7 @@ class ModelInfo:
     classifier: tuple[str, ...] = ()
     first_conv: str | None = None
     aux_loss_weight: float = 0.0
-    dense_eval: bool = False
+    dense_eval: Mapping[str, Any] | None = None
     twin: str | None = None
     twin_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     twin_sizes: tuple[tuple[int, int], ...] = ((193, 257),)

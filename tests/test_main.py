@@ -42,6 +42,23 @@ def test_recipe_applies_under_explicit_overrides() -> None:
     assert loop.apply_recipe(cfg).schedule == "cosine"
 
 
+def test_every_recipe_fits_its_models() -> None:
+    """A recipe's model_overrides name fields the model has; a wrong name fails at load time."""
+    import flaxnets
+    from train.configs.recipes import recipe_for
+
+    for name in flaxnets.list_models():
+        cfg = get_config()
+        cfg.arch = name
+        loop.apply_recipe(cfg)  # raises TrainingError on a field the model lacks
+    cfg = get_config()
+    cfg.arch, cfg.recipe = "resnet20", False
+    cfg.model_overrides = {"dropout": 0.5}
+    with pytest.raises(loop.TrainingError, match="dropout"):
+        loop.apply_recipe(cfg)
+    assert recipe_for("senet154")["model_overrides"] == {"drop_rate": 0.2}
+
+
 def test_image_size_from_dataset_and_model() -> None:
     from train.data import DatasetInfo
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import flaxnets
+from flaxnets import layers
 from flaxnets.registry import register_model
 
 
@@ -59,3 +62,48 @@ def test_cli_table_and_bad_name(capsys) -> None:
     assert "resnet18" in out and "11,689,512" in out and "resnet50" not in out
     assert main(["--summary", "resnet5"]) == 2
     assert "did you mean" in capsys.readouterr().err
+
+
+def test_features_only_stops_early_and_takes_classifier_variables() -> None:
+    """features_only init stops at the last requested map; the classifier's variables apply as they are."""
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 32, 32, 3)), jnp.float32)
+    model = flaxnets.create_model("resnet20")
+    variables = model.init(jax.random.PRNGKey(0), x)
+    feats = flaxnets.create_model("resnet20", features_only=True, out_indices=(0, 2))
+    own = jax.eval_shape(lambda: feats.init(jax.random.PRNGKey(0), x))
+    assert "layer2.0" in own["params"] and "layer3.0" not in own["params"] and "fc" not in own["params"]
+    stem, layer2 = feats.apply(variables, x)
+    assert stem.shape == (2, 32, 32, 16) and layer2.shape == (2, 16, 16, 32)
+    with layers.collect_features() as maps:  # the same maps inside the classifier's own forward
+        logits = model.apply(variables, x)
+    np.testing.assert_allclose(np.asarray(maps["layer2"]), np.asarray(layer2), rtol=1e-6, atol=1e-6)
+    pooled = flaxnets.create_model("resnet20", num_classes=0).apply(variables, x)
+    fc = variables["params"]["fc"]
+    np.testing.assert_allclose(np.asarray(pooled @ fc["kernel"] + fc["bias"]), np.asarray(logits), atol=1e-5)
+    with pytest.raises(ValueError, match="out of range"):
+        flaxnets.create_model("resnet20", features_only=True, out_indices=(7,))
+    with pytest.raises(ValueError, match="features_only"):
+        flaxnets.create_model("resnet20", out_indices=(1,))
+
+
+def test_frozen_batch_norm_per_module() -> None:
+    """BatchNorms under the frozen globs use and keep their running statistics in training."""
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((4, 32, 32, 3)), jnp.float32)
+    model = flaxnets.create_model("resnet20")
+    variables = model.init(jax.random.PRNGKey(0), x)
+    stats = variables["batch_stats"]
+    with layers.frozen_batch_norm(["bn1", "layer1*"]):
+        _, upd = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    new = upd["batch_stats"]
+    chex.assert_trees_all_equal(new["bn1"], stats["bn1"])
+    chex.assert_trees_all_equal(new["layer1.2"], stats["layer1.2"])
+    assert np.any(np.asarray(new["layer2.0"]["bn1"]["mean"]) != np.asarray(stats["layer2.0"]["bn1"]["mean"]))
+    # Frozen: the stem's output is the eval-mode output (running statistics), not batch statistics.
+    with layers.frozen_batch_norm(["bn1"]), layers.collect_features(["relu"]) as frozen:
+        model.apply(variables, x, train=True, mutable=["batch_stats"])
+    with layers.collect_features(["relu"]) as evald:
+        model.apply(variables, x, train=False)
+    with layers.collect_features(["relu"]) as trained:
+        model.apply(variables, x, train=True, mutable=["batch_stats"])
+    np.testing.assert_array_equal(np.asarray(frozen["relu"]), np.asarray(evald["relu"]))
+    assert not np.allclose(np.asarray(trained["relu"]), np.asarray(evald["relu"]))

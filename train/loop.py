@@ -15,13 +15,14 @@ resumes from its latest checkpoint, data position included.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import os
 import signal
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
@@ -50,15 +51,15 @@ def apply_recipe(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()
     from train.configs.recipes import recipe_for
 
     config = ml_collections.ConfigDict(config.to_dict())
-    if not config.recipe:
-        return config
-    explicit = set(explicit)
-    for field, value in recipe_for(config.arch).items():
-        if field in explicit:
-            continue
-        if field not in config:
-            raise TrainingError(f"recipe for {config.arch!r} sets unknown config field {field!r}")
-        setattr(config, field, value)
+    if config.recipe:
+        explicit = set(explicit)
+        for field, value in recipe_for(config.arch).items():
+            if field in explicit:
+                continue
+            if field not in config:
+                raise TrainingError(f"recipe for {config.arch!r} sets unknown config field {field!r}")
+            setattr(config, field, value)
+    check_model_overrides(config.arch, config.model_overrides)
     return config
 
 
@@ -164,15 +165,49 @@ def _averaged_probs_eval(par: parallel.Parallel, probs_fn: Any, state: Any,
             "loss": float(s["loss"]) / n, "count": float(s["count"])}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       explicit: Iterable[str] = ()) -> dict[str, Any]:
-    """Train ``config.arch`` on ``config.dataset``, evaluate, return the final metrics.
+def check_model_overrides(arch: str, overrides: Any) -> None:
+    """Fail with one line if ``overrides`` names a constructor field ``arch``'s module lacks."""
+    try:
+        flaxnets.create_model(arch, **dict(overrides))
+    except TypeError as e:
+        raise TrainingError(f"model_overrides {sorted(dict(overrides))} do not fit {arch!r}: "
+                            f"{str(e).splitlines()[0]}") from None
 
-    ``explicit`` names config fields the user set explicitly (kept over the recipe).
-    Raises :class:`TrainingError` (non-finite loss, arch mismatch, bad setup),
-    :class:`Preempted` after SIGTERM (checkpoint saved), ``ValueError`` /
-    ``FileNotFoundError`` for unknown names or missing data.
-    """
+
+@dataclasses.dataclass
+class Run:
+    """Everything a run's step loop and final evaluations need, built once by :func:`setup_run`."""
+
+    config: ml_collections.ConfigDict
+    workdir: str
+    dataset: str
+    data_info: Any
+    model_info: flaxnets.ModelInfo
+    model: Any
+    par: parallel.Parallel
+    image_size: int
+    channels: int
+    num_classes: int
+    dtype: Any
+    batch_size: int
+    num_epochs: float
+    steps_per_epoch: int
+    total_steps: int
+    stop_step: int
+    start_step: int
+    schedule: Any
+    state: Any
+    ckpt: ckpt_lib.Checkpointer
+    writer: progress.MetricWriter
+    bar: progress.Progress
+    meta: dict[str, Any]
+    eval_batches: Callable[..., Iterable[dict]]
+    train_iter: Any
+
+
+def setup_run(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable[str] = ()) -> Run:
+    """Resolve the config against recipe, dataset and model; build the state (restored if the
+    workdir has a checkpoint), the checkpointer, logs and the data iterators."""
     import train.data as data  # TensorFlow is imported lazily, only when training
 
     flaxnets.model_info(config.arch)  # unknown arch → ValueError with close names
@@ -197,10 +232,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     par.check_batch_size(batch_size)
     model = flaxnets.create_model(config.arch, num_classes=num_classes, dtype=dtype,
                                   **dict(config.model_overrides))
-    aux_w = config.aux_loss_weight if config.aux_loss_weight is not None else getattr(
-        model, "aux_loss_weight", 0.0)
     input_shape = (image_size, image_size, channels)
-
     variables_shape = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, *input_shape)),
                                                         train=False))
     tx, schedule = optim.make_optimizer(config, variables_shape["params"], steps_per_epoch, total_steps)
@@ -226,108 +258,156 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json_best_effort(indent=2))
 
-    state = par.put_state(host_state)
-    del host_state
-    train_fn = par.train_step(num_classes=num_classes, label_smoothing=float(config.label_smoothing),
-                              aux_loss_weight=float(aux_w))
-    eval_fn = par.eval_step()
-    rng = jax.random.PRNGKey(int(config.seed) + 17)
     eval_batch = int(config.get("eval_batch_size") or batch_size)
     norm = dict(image_size=image_size, channels=channels, mean=mi.mean, std=mi.std)
 
-    def eval_batches(mode: str = "center", size: int | None = None):
+    def eval_batches(mode: str = "center", size: int | None = None) -> Iterable[dict]:
         return limit_eval_batches(data.eval_iterator(config, info, global_batch_size=eval_batch, mode=mode,
                                                      size=size, data_dir=config.data_dir, **norm), config)
 
     train_iter = data.train_iterator(config, info, global_batch_size=batch_size, seed=int(config.seed),
                                      start_step=start_step, data_dir=config.data_dir, **norm)
+    return Run(config=config, workdir=workdir, dataset=dataset, data_info=info, model_info=mi, model=model,
+               par=par, image_size=image_size, channels=channels, num_classes=num_classes, dtype=dtype,
+               batch_size=batch_size, num_epochs=num_epochs, steps_per_epoch=steps_per_epoch,
+               total_steps=total_steps, stop_step=stop_step, start_step=start_step, schedule=schedule,
+               state=par.put_state(host_state), ckpt=ckpt, writer=writer, bar=bar, meta=meta,
+               eval_batches=eval_batches, train_iter=train_iter)
 
-    def save(step: int, metrics_dev: Any, force: bool = False) -> None:
-        loss = par.scalars(metrics_dev)["loss"] if metrics_dev is not None else 0.0
-        host = par.host_state(state)
-        # The loss of step t is computed before its update: check the parameters too.
-        if not math.isfinite(loss) or not all(np.all(np.isfinite(x)) for x in
-                                               jax.tree_util.tree_leaves(host.params)):
-            raise TrainingError(f"non-finite loss/parameters at step {step} (loss {loss}): stopping; the "
-                                f"last good checkpoint (step {max(ckpt.steps(), default='none')}) is kept "
-                                "(lower --config.learning_rate?)")
-        ckpt.save(step, host, meta, force=force)
 
-    final: dict[str, Any] = {"arch": config.arch, "dataset": dataset}
-    step = start_step
-    pending = None  # (step, metrics) of the previous step, checked one step late
+def aux_loss_weight(config: Any, info: flaxnets.ModelInfo) -> float:
+    """The config's aux-head loss weight, else the model's declared one (``ModelInfo``)."""
+    return float(config.aux_loss_weight if config.aux_loss_weight is not None else info.aux_loss_weight)
+
+
+def _non_finite(run: Run, step: int, what: str) -> TrainingError:
+    return TrainingError(f"non-finite {what} at step {step}: stopping; the last good checkpoint "
+                         f"(step {max(run.ckpt.steps(), default='none')}) is kept (lower --config.learning_rate?)")
+
+
+def _check_loss(run: Run, step: int, metrics_dev: Any) -> None:
+    """The one finiteness check of a step's loss (read one step late, so it does not block)."""
+    loss = run.par.scalars(metrics_dev)["loss"]
+    if not math.isfinite(loss):
+        raise _non_finite(run, step, f"loss {loss}")
+
+
+def _save(run: Run, step: int, metrics_dev: Any, force: bool = False) -> None:
+    """Checkpoint ``step`` after checking its loss and parameters are finite."""
+    if metrics_dev is not None:
+        _check_loss(run, step, metrics_dev)
+    host = run.par.host_state(run.state)
+    # The loss of step t is computed before its update: check the parameters too.
+    if not all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(host.params)):
+        raise _non_finite(run, step, "parameters")
+    run.ckpt.save(step, host, run.meta, force=force)
+
+
+def _log(run: Run, step: int, metrics_dev: Any, seen: int, seconds: float) -> None:
+    m = run.par.scalars(metrics_dev)
+    m.update(epoch=step / run.steps_per_epoch, lr=float(run.schedule(step - 1)), img_s=seen / max(seconds, 1e-9))
+    m["accuracy"] *= 100.0
+    run.bar.update(step, {"epoch": round(m["epoch"], 2), "loss": m["loss"], "acc": m["accuracy"],
+                          "lr": m["lr"], "img_s": m["img_s"]})
+    run.writer.write(step, "train", m)
+
+
+def _periodic_eval(run: Run, step: int, eval_fn: Any) -> None:
+    ev = evaluate(run.par, eval_fn, run.state, run.eval_batches())
+    run.bar.message(f"eval step {step} (epoch {step / run.steps_per_epoch:.2f}): top-1 "
+                    f"{ev['top1']:.2f}% top-5 {ev['top5']:.2f}% loss {ev['loss']:.4f}"
+                    + (f" ({ev.get('count', 0):.0f} examples)" if run.config.get("steps_per_eval") else ""))
+    run.writer.write(step, "eval", ev)
+
+
+def _preempt(run: Run, step: int, metrics_dev: Any) -> Preempted:
+    run.ckpt.wait()
+    if step not in run.ckpt.steps():
+        _save(run, step, metrics_dev, force=True)
+        run.ckpt.wait()
+    return Preempted(f"SIGTERM at step {step}: checkpoint saved in {run.ckpt.directory}; "
+                     "rerun with the same --workdir to resume")
+
+
+def train_steps(run: Run) -> int:
+    """The step loop with its periodic actions (log, eval, checkpoint, preemption); returns the
+    last step, whose checkpoint is saved."""
+    config = run.config
+    train_fn = run.par.train_step(num_classes=run.num_classes, label_smoothing=float(config.label_smoothing),
+                                  aux_loss_weight=aux_loss_weight(config, run.model_info))
+    eval_fn = run.par.eval_step()
+    rng = jax.random.PRNGKey(int(config.seed) + 17)
+    eval_every = max(int(round(float(config.eval_every_epochs) * run.steps_per_epoch)), 1)
+    log_every, ckpt_every = int(config.log_every_steps), int(config.checkpoint_every_steps)
+    step, pending = run.start_step, None  # pending: (step, metrics) checked one step late
     t0, seen = time.time(), 0
-    eval_every = max(int(round(float(config.eval_every_epochs) * steps_per_epoch)), 1)
-    try:
-        with _SigtermFlag() as sigterm:
-            while step < stop_step:
-                batch = next(train_iter)
-                state, metrics = train_fn(state, par.put_batch(batch), rng)
-                step += 1
-                seen += batch_size
-                if pending is not None:
-                    prev_step, prev_metrics = pending
-                    prev = par.scalars(prev_metrics)
-                    if not math.isfinite(prev["loss"]):
-                        raise TrainingError(
-                            f"non-finite loss {prev['loss']} at step {prev_step}: stopping; the last good "
-                            f"checkpoint (step {max(ckpt.steps(), default='none')}) is kept "
-                            "(lower --config.learning_rate?)")
-                pending = (step, metrics)
-                if step % int(config.log_every_steps) == 0 or step == stop_step:
-                    m = par.scalars(metrics)
-                    dt = max(time.time() - t0, 1e-9)
-                    m.update(epoch=step / steps_per_epoch, lr=float(schedule(step - 1)), img_s=seen / dt)
-                    m["accuracy"] *= 100.0
-                    bar.update(step, {"epoch": round(m["epoch"], 2), "loss": m["loss"],
-                                      "acc": m["accuracy"], "lr": m["lr"], "img_s": m["img_s"]})
-                    writer.write(step, "train", m)
-                    t0, seen = time.time(), 0
-                if step % eval_every == 0 and step != stop_step:
-                    ev = evaluate(par, eval_fn, state, eval_batches())
-                    bar.message(f"eval step {step} (epoch {step / steps_per_epoch:.2f}): top-1 "
-                                f"{ev['top1']:.2f}% top-5 {ev['top5']:.2f}% loss {ev['loss']:.4f}"
-                                + (f" ({ev.get('count', 0):.0f} examples)" if config.get("steps_per_eval") else ""))
-                    writer.write(step, "eval", ev)
-                if step % int(config.checkpoint_every_steps) == 0 and step != stop_step:
-                    save(step, metrics)
-                if parallel.any_process(sigterm.raised):
-                    ckpt.wait()
-                    if step not in ckpt.steps():
-                        save(step, metrics, force=True)
-                        ckpt.wait()
-                    raise Preempted(f"SIGTERM at step {step}: checkpoint saved in {ckpt.directory}; "
-                                    "rerun with the same --workdir to resume")
+    with _SigtermFlag() as sigterm:
+        while step < run.stop_step:
+            batch = next(run.train_iter)
+            run.state, metrics = train_fn(run.state, run.par.put_batch(batch), rng)
+            step += 1
+            seen += run.batch_size
             if pending is not None:
-                save(step, pending[1], force=True)
-            elif step not in ckpt.steps():
-                save(step, None, force=True)
-        ckpt.wait()
-        bar.close()
+                _check_loss(run, *pending)
+            pending = (step, metrics)
+            last = step == run.stop_step
+            if step % log_every == 0 or last:
+                _log(run, step, metrics, seen, time.time() - t0)
+                t0, seen = time.time(), 0
+            if step % eval_every == 0 and not last:
+                _periodic_eval(run, step, eval_fn)
+            if step % ckpt_every == 0 and not last:
+                _save(run, step, metrics)
+            if parallel.any_process(sigterm.raised):
+                raise _preempt(run, step, metrics)
+        if pending is not None:
+            _save(run, step, pending[1], force=True)
+        elif step not in run.ckpt.steps():
+            _save(run, step, None, force=True)
+    run.ckpt.wait()
+    return step
 
-        # Final evaluation in every requested test-time mode.
-        final.update(step=step, epochs=step / steps_per_epoch)
-        for mode in config.eval_modes:
-            result = _final_eval(mode, config, par, model, state, eval_batches, image_size, channels,
-                                 num_classes, dtype)
-            if isinstance(result, str):
-                print(f"eval mode {mode!r} skipped: {result}", file=sys.stderr)
-                continue
-            writer.write(step, f"final_{mode}", result)
-            final[f"{mode}_top1"], final[f"{mode}_top5"] = result["top1"], result["top5"]
-            final[f"{mode}_loss"] = result["loss"]
-        if "center_top1" in final:
-            final["top1"], final["top5"] = final["center_top1"], final["center_top5"]
-        return final
+
+def final_evaluations(run: Run, step: int) -> dict[str, Any]:
+    """Evaluate the final state in every requested test-time mode."""
+    final: dict[str, Any] = {"arch": run.config.arch, "dataset": run.dataset, "step": step,
+                             "epochs": step / run.steps_per_epoch}
+    for mode in run.config.eval_modes:
+        result = _final_eval(mode, run)
+        if isinstance(result, str):
+            print(f"eval mode {mode!r} skipped: {result}", file=sys.stderr)
+            continue
+        run.writer.write(step, f"final_{mode}", result)
+        final[f"{mode}_top1"], final[f"{mode}_top5"] = result["top1"], result["top5"]
+        final[f"{mode}_loss"] = result["loss"]
+    if "center_top1" in final:
+        final["top1"], final["top5"] = final["center_top1"], final["center_top5"]
+    return final
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       explicit: Iterable[str] = ()) -> dict[str, Any]:
+    """Train ``config.arch`` on ``config.dataset``, evaluate, return the final metrics.
+
+    ``explicit`` names config fields the user set explicitly (kept over the recipe).
+    Raises :class:`TrainingError` (non-finite loss, arch mismatch, bad setup),
+    :class:`Preempted` after SIGTERM (checkpoint saved), ``ValueError`` /
+    ``FileNotFoundError`` for unknown names or missing data.
+    """
+    run = setup_run(config, workdir, explicit)
+    try:
+        step = train_steps(run)
+        run.bar.close()
+        return final_evaluations(run, step)
     finally:
-        bar.close()
-        ckpt.close()
-        writer.close()
+        run.bar.close()
+        run.ckpt.close()
+        run.writer.close()
 
 
-def _final_eval(mode: str, config: Any, par: parallel.Parallel, model: Any, state: Any, eval_batches: Any,
-                image_size: int, channels: int, num_classes: int, dtype: Any) -> dict | str:
+def _final_eval(mode: str, run: Run) -> dict | str:
     """Metrics of one test-time mode, or the reason it is skipped."""
+    config, par, state = run.config, run.par, run.state
     variables = {"params": state.params}
     if state.batch_stats:
         variables["batch_stats"] = state.batch_stats
@@ -335,26 +415,25 @@ def _final_eval(mode: str, config: Any, par: parallel.Parallel, model: Any, stat
         variables = jax.tree_util.tree_map(lambda x: x[0], variables)
     abstract = jax.eval_shape(lambda: variables)
     if mode == "center":
-        return evaluate(par, par.eval_step(), state, eval_batches())
+        return evaluate(par, par.eval_step(), state, run.eval_batches())
     if mode == "10crop":
-        return evaluate(par, par.eval_step(), state, eval_batches("10crop"))
-    scale = int(round(image_size / float(config.eval_crop_ratio)))
+        return evaluate(par, par.eval_step(), state, run.eval_batches("10crop"))
+    scale = int(round(run.image_size / float(config.eval_crop_ratio)))
     if mode == "multiscale":
         sizes = [int(s) for s in config.multiscale_sizes] or [scale - 32, scale, scale + 32]
         for s in sizes:
-            why = _eval_supported(model, abstract, s, channels)
+            why = _eval_supported(run.model, abstract, s, run.channels)
             if why:
                 return f"{config.arch} does not accept {s}x{s} inputs ({why})"
         fn = par.probs_step()
-        return _averaged_probs_eval(par, fn, state, [eval_batches("full", s) for s in sizes])
+        return _averaged_probs_eval(par, fn, state, [run.eval_batches("full", s) for s in sizes])
     if mode == "dense":
-        try:
-            dense = flaxnets.create_model(config.arch, num_classes=num_classes, dtype=dtype, dense=True,
-                                          **dict(config.model_overrides))
-        except TypeError:
-            return f"{config.arch} has no dense=True (fully-convolutional) evaluation option"
-        why = _eval_supported(dense, abstract, scale, channels)
+        if run.model_info.dense_eval is None:
+            return f"{config.arch} has no dense (fully-convolutional) evaluation"
+        dense = flaxnets.create_model(config.arch, num_classes=run.num_classes, dtype=run.dtype,
+                                      **{**dict(config.model_overrides), **dict(run.model_info.dense_eval)})
+        why = _eval_supported(dense, abstract, scale, run.channels)
         if why:
             return f"dense {config.arch} does not run at {scale}x{scale} ({why})"
-        return evaluate(par, par.eval_step(apply_fn=dense.apply), state, eval_batches("full", scale))
+        return evaluate(par, par.eval_step(apply_fn=dense.apply), state, run.eval_batches("full", scale))
     return "unknown eval mode (use center, 10crop, multiscale or dense)"
