@@ -13,9 +13,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
-from conftest import build_twin, random_input
 
 import flaxnets
+from conftest import build_twin, random_input
 from flaxnets import layers
 from flaxnets.summary import count_params
 
