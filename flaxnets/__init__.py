@@ -9,8 +9,12 @@ Public API::
     model_info(name)                                 # paper, input size, reference numbers
     from_torch(name, state_dict)                     # torchvision/timm weights → variables
     summary(name, input_size=None)                   # per-layer shapes, params, FLOPs
+    load_weights(name, source, num_classes=..., in_chans=...)  # tags or files → variables
+    save_weights(path, variables, name=...)          # portable safetensors file
+    transforms(name)                                 # the weights' eval preprocessing
 """
 
+from flaxnets import weights
 from flaxnets.interop import from_torch
 from flaxnets.registry import (
     AUX_COLLECTION,
@@ -22,6 +26,8 @@ from flaxnets.registry import (
     register_model,
 )
 from flaxnets.summary import Summary, summary
+from flaxnets.transforms import transforms
+from flaxnets.weights import WeightsError, load_weights, save_weights
 
 __all__ = [
     "AUX_COLLECTION",
@@ -33,6 +39,11 @@ __all__ = [
     "list_models",
     "model_info",
     "register_model",
+    "load_weights",
+    "save_weights",
     "summary",
+    "transforms",
+    "weights",
+    "WeightsError",
 ]
 __version__ = "0.1.0"
