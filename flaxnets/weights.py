@@ -21,6 +21,7 @@ timm), files need only ``safetensors`` (and torch for ``.pth``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -107,6 +108,8 @@ def timm_pretrained_cfg(name: str, tag: str | None = None) -> Any:
 def _hf_file(repo_id: str) -> str:
     """``model.safetensors`` of a hub repo: from the Hugging Face cache, else downloaded."""
     hub = _need("huggingface_hub", "a timm weights tag")
+    import huggingface_hub.constants
+
     cached = hub.try_to_load_from_cache(repo_id, "model.safetensors")
     if isinstance(cached, str):
         return cached
@@ -116,7 +119,7 @@ def _hf_file(repo_id: str) -> str:
     except Exception as e:  # noqa: BLE001 - offline, missing: one message
         raise WeightsError(f"model.safetensors of {repo_id} is not in the Hugging Face cache ({where}) and could "
                            f"not be downloaded ({type(e).__name__}); run huggingface-cli download {repo_id} "
-                           "model.safetensors, or pass the file's path") from None
+                           "model.safetensors, or pass the file's path (offline: HF_HUB_OFFLINE=1 skips the retries)") from None
 
 
 def resolve(name: str, source: str) -> tuple[str, int | None]:
@@ -124,7 +127,8 @@ def resolve(name: str, source: str) -> tuple[str, int | None]:
     lib, _, tag = source.partition(":")
     if lib == "torchvision":
         weights = torchvision_weights(name, tag or None)
-        return _cached_or_download(weights.url), len(weights.meta["categories"])
+        categories = weights.meta.get("categories")
+        return _cached_or_download(weights.url), len(categories) if categories else None
     if lib == "timm":
         cfg = timm_pretrained_cfg(name, tag or None)
         path = _hf_file(cfg.hf_hub_id.split("@")[0]) if cfg.hf_hub_id else _cached_or_download(cfg.url)
@@ -309,3 +313,69 @@ def classes_in(name: str, variables: Mapping[str, Any]) -> int:
     """Number of classes the classifier in ``variables`` has (0: no head)."""
     flat = {"/".join(k): v for k, v in traverse_util.flatten_dict({"params": dict(variables["params"])}).items()}
     return _num_classes_of(name, flat)
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsRecord:
+    """One set of published weights of a model's twin.
+
+    Attributes:
+      source: the ``load_weights`` source string (``"torchvision:IMAGENET1K_V2"``, ``"timm:a1_in1k"``).
+      default: whether the bare tag (``"torchvision"`` / ``"timm"``) resolves to it.
+      top1: the top-1 the source publishes for these weights (torchvision's ``meta``; timm keeps
+        its results in the repository's ``results/`` tables, not in the package: ``None``).
+      eval_transform: resize / crop / interpolation of that number (``crop_pct`` = crop / resize).
+      license: the weights' license as the source states it.
+      num_classes: classes of the weights' head; ``classes`` names them (ImageNet-1k: shipped list).
+    """
+
+    source: str
+    default: bool
+    top1: float | None
+    eval_transform: Mapping[str, Any]
+    license: str | None
+    num_classes: int
+    classes: str
+
+
+def published_weights(name: str) -> list[WeightsRecord]:
+    """The weights torchvision / timm publish for ``name``'s twin (needs the library; no network)."""
+    twin = model_info(name).twin
+    if twin is None:
+        return []
+    lib, twin_name = twin.split(":", 1)
+    out = []
+    if lib == "torchvision":
+        _need("torchvision", "listing torchvision weights")
+        import torchvision
+
+        enum = torchvision.models.get_model_weights(twin_name)
+        for w in enum:
+            preset = w.transforms()
+            resize = preset.resize_size[0] if getattr(preset, "resize_size", None) else None
+            crop = preset.crop_size[0] if getattr(preset, "crop_size", None) else None
+            out.append(WeightsRecord(
+                source=f"torchvision:{w.name}", default=w is enum.DEFAULT,
+                top1=w.meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1"),
+                eval_transform={"resize": resize, "crop": crop,
+                                "crop_pct": crop / resize if crop and resize else None,
+                                "interpolation": getattr(getattr(preset, "interpolation", None), "value", None)},
+                license="BSD-3-Clause (torchvision); see the recipe in meta['recipe']",
+                num_classes=len(w.meta.get("categories") or ()),
+                classes="imagenet-1k" if w.meta.get("categories") else "none (feature weights)"))
+        return out
+    _need("timm", "listing timm weights")
+    import timm
+
+    default = timm.models.get_pretrained_cfg(twin_name).tag
+    for full in timm.list_pretrained(f"{twin_name}.*"):
+        cfg = timm.models.get_pretrained_cfg(full)
+        if cfg.tag == "untrained" or not (cfg.hf_hub_id or cfg.url):
+            continue
+        out.append(WeightsRecord(
+            source=f"timm:{cfg.tag}", default=cfg.tag == default, top1=None,
+            eval_transform={"input_size": tuple(cfg.input_size), "crop_pct": cfg.crop_pct,
+                            "interpolation": cfg.interpolation, "crop_mode": cfg.crop_mode},
+            license=cfg.license, num_classes=cfg.num_classes,
+            classes="imagenet-1k" if cfg.num_classes == 1000 else f"{cfg.num_classes} classes (see timm)"))
+    return out

@@ -101,3 +101,34 @@ def test_tiny_run_all_eval_modes(tmp_path: pathlib.Path) -> None:
     assert all(k in train_rows[0] for k in ("loss", "accuracy", "lr", "img_s", "epoch"))
     assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     assert json.loads((tmp_path / "config.json").read_text())["arch"] == "lenet5"
+
+
+@pytest.mark.slow
+def test_evaluate_reports_the_training_runs_final_eval(tmp_path: pathlib.Path) -> None:
+    """train.evaluate on the workdir and on the exported weights file reproduces the final eval."""
+    run = tmp_path / "run"
+    proc = _main(f"--workdir={run}", "--arch=lenet5", "--platform=cpu", "--config.recipe=False",
+                 "--config.batch_size=32", "--config.max_steps=8", "--config.learning_rate=0.01",
+                 "--config.lr_batch_denom=0", "--config.export_weights=auto",
+                 "--config.eval_modes=('center','10crop')")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    final = {r["split"]: r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())}
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    def evaluate(*args: str) -> list[dict]:
+        out = tmp_path / "eval.json"
+        p = subprocess.run([sys.executable, "-m", "train.evaluate", f"--output={out}", "--platform=cpu", *args],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert (tmp_path / "eval.csv").read_text().startswith("source,arch,dataset,mode,top1")
+        return json.loads(out.read_text())
+
+    for rows in (evaluate(f"--workdir={run}"),
+                 evaluate("--arch=lenet5", "--dataset=digits", f"--weights={run / 'lenet5.safetensors'}",
+                          "--config.eval_modes=('center','10crop')", "--config.batch_size=32")):
+        assert [r["mode"] for r in rows] == ["center", "10crop"]
+        for r in rows:
+            assert r["top1"] == pytest.approx(final[f"final_{r['mode']}"]["top1"], abs=1e-6)
+    bad = subprocess.run([sys.executable, "-m", "train.evaluate", "--arch=lenet5", "--weights=/nonexistent.pth"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error:")

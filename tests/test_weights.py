@@ -30,6 +30,9 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no retry back-off
 
 
 def _logits(name, variables, x, **kw):
@@ -133,7 +136,7 @@ def test_torchvision_tag_from_prepared_cache(tmp_path, monkeypatch) -> None:
 
 
 def test_timm_tag_from_prepared_hf_cache(tmp_path, monkeypatch) -> None:
-    import huggingface_hub
+    import huggingface_hub.constants
     from safetensors.torch import save_file
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
@@ -180,3 +183,28 @@ def test_predict_matches_torch_twin_on_a_photo(tmp_path, capsys) -> None:
     np.testing.assert_allclose([p for _, p in got], probs[top], atol=2e-4)
     assert predict.main([str(tmp_path / "nope.jpg"), "--arch=resnet18", f"--weights={tmp_path / 'w.pth'}"]) == 2
     assert "cannot read image" in capsys.readouterr().err
+
+
+TWINS = [n for n in flaxnets.list_models() if flaxnets.model_info(n).twin]
+
+
+def test_every_twin_resolves_its_tag_offline(tmp_path, monkeypatch) -> None:
+    """Each twin's tag resolves to a file in the cache (named in the error when it is empty), or
+    says that no weights are published; published_weights lists the default."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    for name in TWINS:
+        lib = flaxnets.model_info(name).twin.split(":")[0]
+        records = flaxnets.weights.published_weights(name)
+        with pytest.raises(WeightsError) as err:
+            flaxnets.load_weights(name, lib)
+        if records:
+            assert sum(r.default for r in records) == 1, name
+            assert "could not be downloaded" in str(err.value), (name, str(err.value))
+            assert records[0].num_classes == 1000
+        else:
+            assert "publishes no weights" in str(err.value), (name, str(err.value))
+    assert not flaxnets.weights.published_weights("seresnet18")
+    assert flaxnets.weights.published_weights("resnet50")[1].top1 == pytest.approx(80.858)

@@ -197,7 +197,7 @@ class Run:
     start_step: int
     schedule: Any
     state: Any
-    ckpt: ckpt_lib.Checkpointer
+    ckpt: ckpt_lib.Checkpointer | None
     writer: progress.MetricWriter
     bar: progress.Progress
     meta: dict[str, Any]
@@ -205,9 +205,24 @@ class Run:
     train_iter: Any
 
 
-def setup_run(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable[str] = ()) -> Run:
-    """Resolve the config against recipe, dataset and model; build the state (restored if the
-    workdir has a checkpoint), the checkpointer, logs and the data iterators."""
+@dataclasses.dataclass
+class _Resolved:
+    config: ml_collections.ConfigDict
+    workdir: str
+    dataset: str
+    data_info: Any
+    model_info: flaxnets.ModelInfo
+    image_size: int
+    channels: int
+    num_classes: int
+    dtype: Any
+    par: parallel.Parallel
+    model: Any
+    eval_batches: Callable[..., Iterable[dict]]
+
+
+def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable[str]) -> _Resolved:
+    """Config against recipe, dataset and model: what training and evaluation-only runs share."""
     import train.data as data  # TensorFlow is imported lazily, only when training
 
     flaxnets.model_info(config.arch)  # unknown arch → ValueError with close names
@@ -222,57 +237,90 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str, explicit: Iterabl
     channels = mi.input_size[2]
     num_classes = int(config.num_classes or info.num_classes)
     dtype = compute_dtype(config.compute_dtype)
-    batch_size = int(config.batch_size)
-    num_epochs = float(config.num_epochs if config.num_epochs is not None else info.default_epochs)
-    steps_per_epoch = int(config.steps_per_epoch or max(info.num_train // batch_size, 1))
-    total_steps = max(int(math.ceil(num_epochs * steps_per_epoch)), 1)
-    stop_step = min(total_steps, int(config.max_steps)) if config.max_steps else total_steps
-
     par = parallel.Parallel(config.parallel)
-    par.check_batch_size(batch_size)
     model = flaxnets.create_model(config.arch, num_classes=num_classes, dtype=dtype,
                                   **dict(config.model_overrides))
-    input_shape = (image_size, image_size, channels)
-    variables_shape = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, *input_shape)),
-                                                        train=False))
-    tx, schedule = optim.make_optimizer(config, variables_shape["params"], steps_per_epoch, total_steps)
-    host_state = steps.init_state(model, tx, input_shape, seed=int(config.seed))
-
-    meta = {"arch": config.arch, "dataset": dataset, "num_classes": num_classes, "image_size": image_size,
-            "config": config.to_json_best_effort()}
-    ckpt = ckpt_lib.Checkpointer(workdir, keep=int(config.keep_checkpoints))
-    restored = ckpt.restore(host_state, config.arch)
-    start_step = 0
-    writer = progress.MetricWriter(workdir, tensorboard=bool(config.get("tensorboard", True)))
-    if restored is not None:
-        host_state, _ = restored
-        start_step = int(host_state.step)
-    bar = progress.Progress(stop_step, start_step)
-    bar.message(f"{config.arch} ({num_classes} classes, {image_size}x{image_size}x{channels}, "
-                f"{jnp.dtype(dtype).name}) on {dataset}: {total_steps} steps ({num_epochs:g} epochs × "
-                f"{steps_per_epoch}), batch {batch_size}, {config.optimizer} lr {optim.base_learning_rate(config):g} "
-                f"{config.schedule}, {par.num_devices} {jax.default_backend()} device(s), {config.parallel}"
-                + (f"; resumed at step {start_step}" if start_step else ""))
-    if progress.is_main_process():
-        os.makedirs(workdir, exist_ok=True)
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2))
-
-    eval_batch = int(config.get("eval_batch_size") or batch_size)
+    eval_batch = int(config.get("eval_batch_size") or config.batch_size)
     norm = dict(image_size=image_size, channels=channels, mean=mi.mean, std=mi.std)
 
     def eval_batches(mode: str = "center", size: int | None = None) -> Iterable[dict]:
         return limit_eval_batches(data.eval_iterator(config, info, global_batch_size=eval_batch, mode=mode,
                                                      size=size, data_dir=config.data_dir, **norm), config)
 
+    return _Resolved(config, workdir, dataset, info, mi, image_size, channels, num_classes, dtype, par, model,
+                     eval_batches)
+
+
+def setup_run(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable[str] = ()) -> Run:
+    """Resolve the config against recipe, dataset and model; build the state (restored if the
+    workdir has a checkpoint), the checkpointer, logs and the data iterators."""
+    import train.data as data
+
+    r = _resolve(config, workdir, explicit)
+    config, info, mi, par, model = r.config, r.data_info, r.model_info, r.par, r.model
+    batch_size = int(config.batch_size)
+    num_epochs = float(config.num_epochs if config.num_epochs is not None else info.default_epochs)
+    steps_per_epoch = int(config.steps_per_epoch or max(info.num_train // batch_size, 1))
+    total_steps = max(int(math.ceil(num_epochs * steps_per_epoch)), 1)
+    stop_step = min(total_steps, int(config.max_steps)) if config.max_steps else total_steps
+    par.check_batch_size(batch_size)
+    input_shape = (r.image_size, r.image_size, r.channels)
+    variables_shape = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, *input_shape)),
+                                                        train=False))
+    tx, schedule = optim.make_optimizer(config, variables_shape["params"], steps_per_epoch, total_steps)
+    host_state = steps.init_state(model, tx, input_shape, seed=int(config.seed))
+
+    meta = {"arch": config.arch, "dataset": r.dataset, "num_classes": r.num_classes, "image_size": r.image_size,
+            "config": config.to_json_best_effort()}
+    ckpt = ckpt_lib.Checkpointer(r.workdir, keep=int(config.keep_checkpoints))
+    restored = ckpt.restore(host_state, config.arch)
+    start_step = 0
+    writer = progress.MetricWriter(r.workdir, tensorboard=bool(config.get("tensorboard", True)))
+    if restored is not None:
+        host_state, _ = restored
+        start_step = int(host_state.step)
+    bar = progress.Progress(stop_step, start_step)
+    bar.message(f"{config.arch} ({r.num_classes} classes, {r.image_size}x{r.image_size}x{r.channels}, "
+                f"{jnp.dtype(r.dtype).name}) on {r.dataset}: {total_steps} steps ({num_epochs:g} epochs × "
+                f"{steps_per_epoch}), batch {batch_size}, {config.optimizer} lr {optim.base_learning_rate(config):g} "
+                f"{config.schedule}, {par.num_devices} {jax.default_backend()} device(s), {config.parallel}"
+                + (f"; resumed at step {start_step}" if start_step else ""))
+    if progress.is_main_process():
+        os.makedirs(r.workdir, exist_ok=True)
+        with open(os.path.join(r.workdir, "config.json"), "w") as f:
+            f.write(config.to_json_best_effort(indent=2))
+
+    norm = dict(image_size=r.image_size, channels=r.channels, mean=mi.mean, std=mi.std)
     train_iter = data.train_iterator(config, info, global_batch_size=batch_size, seed=int(config.seed),
                                      start_step=start_step, data_dir=config.data_dir, **norm)
-    return Run(config=config, workdir=workdir, dataset=dataset, data_info=info, model_info=mi, model=model,
-               par=par, image_size=image_size, channels=channels, num_classes=num_classes, dtype=dtype,
+    return Run(config=config, workdir=r.workdir, dataset=r.dataset, data_info=info, model_info=mi, model=model,
+               par=par, image_size=r.image_size, channels=r.channels, num_classes=r.num_classes, dtype=r.dtype,
                batch_size=batch_size, num_epochs=num_epochs, steps_per_epoch=steps_per_epoch,
                total_steps=total_steps, stop_step=stop_step, start_step=start_step, schedule=schedule,
                state=par.put_state(host_state), ckpt=ckpt, writer=writer, bar=bar, meta=meta,
-               eval_batches=eval_batches, train_iter=train_iter)
+               eval_batches=r.eval_batches, train_iter=train_iter)
+
+
+def evaluation_run(config: ml_collections.ConfigDict, variables: Any, outdir: str,
+                   explicit: Iterable[str] = ()) -> Run:
+    """A :class:`Run` that only evaluates ``variables`` (no optimiser, no checkpoints); metrics
+    are logged under ``outdir``."""
+    r = _resolve(config, outdir, explicit)
+    have = flaxnets.weights.classes_in(r.config.arch, variables)
+    if have != r.num_classes:
+        raise TrainingError(f"the weights have {have} classes but {r.dataset} has {r.num_classes}")
+    import optax
+
+    state = steps.TrainState.create(apply_fn=r.model.apply, params=variables["params"], tx=optax.identity(),
+                                    batch_stats=variables.get("batch_stats"))
+    writer = progress.MetricWriter(r.workdir, tensorboard=False)
+    batch = int(r.config.get("eval_batch_size") or r.config.batch_size)
+    r.par.check_batch_size(batch)
+    return Run(config=r.config, workdir=r.workdir, dataset=r.dataset, data_info=r.data_info,
+               model_info=r.model_info, model=r.model, par=r.par, image_size=r.image_size, channels=r.channels,
+               num_classes=r.num_classes, dtype=r.dtype, batch_size=batch, num_epochs=0.0, steps_per_epoch=1,
+               total_steps=0, stop_step=0, start_step=0, schedule=None, state=r.par.put_state(state), ckpt=None,
+               writer=writer, bar=progress.Progress(0, 0), meta={}, eval_batches=r.eval_batches, train_iter=None)
 
 
 def aux_loss_weight(config: Any, info: flaxnets.ModelInfo) -> float:
@@ -379,7 +427,7 @@ def final_evaluations(run: Run, step: int) -> dict[str, Any]:
             continue
         run.writer.write(step, f"final_{mode}", result)
         final[f"{mode}_top1"], final[f"{mode}_top5"] = result["top1"], result["top5"]
-        final[f"{mode}_loss"] = result["loss"]
+        final[f"{mode}_loss"], final[f"{mode}_count"] = result["loss"], result.get("count")
     if "center_top1" in final:
         final["top1"], final["top5"] = final["center_top1"], final["center_top5"]
     return final
@@ -398,11 +446,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     try:
         step = train_steps(run)
         run.bar.close()
-        return final_evaluations(run, step)
+        final = final_evaluations(run, step)
+        if run.config.get("export_weights"):
+            final["weights"] = export_weights(run)
+        return final
     finally:
         run.bar.close()
         run.ckpt.close()
         run.writer.close()
+
+
+def export_weights(run: Run) -> str:
+    """Write the run's final params + BatchNorm statistics as a flaxnets weights file.
+
+    ``config.export_weights``: ``"auto"`` → ``WORKDIR/<arch>.safetensors``, else the path.
+    """
+    path = run.config.export_weights
+    if path == "auto":
+        path = os.path.join(run.workdir, f"{run.config.arch}.safetensors")
+    host = run.par.host_state(run.state)
+    variables = {"params": host.params, **({"batch_stats": host.batch_stats} if host.batch_stats else {})}
+    if progress.is_main_process():
+        flaxnets.save_weights(path, variables, name=run.config.arch,
+                              metadata={"dataset": run.dataset, "step": int(host.step)})
+        run.bar.message(f"weights written to {path}")
+    return path
 
 
 def _final_eval(mode: str, run: Run) -> dict | str:

@@ -84,6 +84,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.log_every_steps = 50
     c.eval_every_epochs = 1
     c.checkpoint_every_steps = 1000
+    # After training: "" (off), "auto" (WORKDIR/<arch>.safetensors) or a path; a flaxnets
+    # weights file (flaxnets.load_weights reads it, no orbax state needed).
+    c.export_weights = ""
     c.keep_checkpoints = 3
     c.tensorboard = True  # TensorBoard scalars in workdir/tensorboard (plus workdir/metrics.jsonl)
     return c
