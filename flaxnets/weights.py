@@ -108,7 +108,7 @@ def timm_pretrained_cfg(name: str, tag: str | None = None) -> Any:
 def _hf_file(repo_id: str) -> str:
     """``model.safetensors`` of a hub repo: from the Hugging Face cache, else downloaded."""
     hub = _need("huggingface_hub", "a timm weights tag")
-    import huggingface_hub.constants
+    import huggingface_hub.constants  # noqa: F401 - loads the lazy submodule
 
     cached = hub.try_to_load_from_cache(repo_id, "model.safetensors")
     if isinstance(cached, str):
@@ -119,7 +119,8 @@ def _hf_file(repo_id: str) -> str:
     except Exception as e:  # noqa: BLE001 - offline, missing: one message
         raise WeightsError(f"model.safetensors of {repo_id} is not in the Hugging Face cache ({where}) and could "
                            f"not be downloaded ({type(e).__name__}); run huggingface-cli download {repo_id} "
-                           "model.safetensors, or pass the file's path (offline: HF_HUB_OFFLINE=1 skips the retries)") from None
+                           "model.safetensors, or pass the file's path (offline: HF_HUB_OFFLINE=1 skips "
+                           "the retries)") from None
 
 
 def resolve(name: str, source: str) -> tuple[str, int | None]:

@@ -12,10 +12,10 @@ import socket
 import jax
 import numpy as np
 import pytest
-from conftest import build_twin, random_input
 from flax import traverse_util
 
 import flaxnets
+from conftest import build_twin, random_input
 from flaxnets import layers
 from flaxnets.weights import WeightsError
 
