@@ -32,7 +32,7 @@ import numpy as np
 
 import flaxnets
 from train import checkpoint as ckpt_lib
-from train import optim, parallel, progress, steps
+from train import optim, parallel, progress, steps, validate
 
 NO_FLIP_DATASETS = ("digits", "mnist")  # horizontal flips change the class
 SMALL_DATASET_SIDE = 64  # datasets with native images up to this side are "small" (digits/mnist/cifar)
@@ -234,6 +234,7 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
         config.random_flip = False  # mirrored digits are other glyphs
     mi = flaxnets.model_info(config.arch)
     image_size = resolve_image_size(config, config.arch, info)
+    validate.validate(config, image_size, workdir)  # before anything touches the workdir
     channels = mi.input_size[2]
     num_classes = int(config.num_classes or info.num_classes)
     dtype = compute_dtype(config.compute_dtype)

@@ -1,0 +1,121 @@
+"""One check of a resolved config against its dataset, model and workdir, before anything runs.
+
+:func:`validate` runs after the recipe and the dataset are resolved and before the trainer
+creates, reads or writes anything in the workdir, so a bad value costs one line and nothing
+else (no overwritten ``config.json``, no half-trained run). Every problem found is reported in
+the one message.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import flaxnets
+
+OPTIMIZERS = ("sgd", "rmsprop", "adamw")
+SCHEDULES = ("cosine", "linear", "poly", "step", "exponential", "constant")
+TRAIN_CROPS = ("random_resized", "scale_jitter", "pad_crop", "center")
+EVAL_MODES = ("center", "10crop", "multiscale", "dense")
+AUTO_AUGMENTS = ("", "autoaugment", "randaugment")
+PARALLEL = ("jit", "pmap")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+class ConfigError(ValueError):
+    """The config cannot be run; the message is one line naming every bad field."""
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def config_problems(config: Any, image_size: int) -> list[str]:
+    """Every reason ``config`` cannot train at ``image_size`` (empty: fine)."""
+    info = flaxnets.model_info(config.arch)
+    bad: list[str] = []
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            bad.append(message)
+
+    def positive(field: str, allow_none: bool = False, integer: bool = False, zero: bool = False) -> None:
+        value = config.get(field)
+        if value is None and allow_none:
+            return
+        x = _number(value)
+        ok = x is not None and math.isfinite(x) and (x >= 0 if zero else x > 0)
+        if ok and integer:
+            ok = float(x).is_integer()
+        need(ok, f"{field}={value!r} must be a {'non-negative' if zero else 'positive'} "
+                 f"{'integer' if integer else 'number'}")
+
+    positive("batch_size", integer=True)
+    positive("learning_rate", zero=True)
+    positive("num_epochs", allow_none=True)
+    positive("steps_per_epoch", allow_none=True, integer=True)
+    positive("max_steps", allow_none=True, integer=True)
+    positive("eval_batch_size", allow_none=True, integer=True)
+    positive("steps_per_eval", allow_none=True, integer=True)
+    positive("log_every_steps", integer=True)
+    positive("checkpoint_every_steps", integer=True)
+    positive("keep_checkpoints", integer=True)
+    positive("eval_every_epochs")
+    for field in ("weight_decay", "momentum", "label_smoothing", "warmup_epochs", "grad_clip_norm",
+                  "lr_batch_denom", "pca_lighting", "color_jitter"):
+        positive(field, zero=True)
+    need(0 <= (_number(config.label_smoothing) or 0) < 1,
+         f"label_smoothing={config.label_smoothing!r} must be in [0, 1)")
+    need(0 <= (_number(config.momentum) or 0) < 1 + 1e-9, f"momentum={config.momentum!r} must be in [0, 1]")
+    if config.get("aux_loss_weight") is not None:
+        positive("aux_loss_weight", zero=True)
+    for field, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("train_crop", TRAIN_CROPS),
+                           ("auto_augment", AUTO_AUGMENTS), ("parallel", PARALLEL), ("compute_dtype", DTYPES)):
+        need(config.get(field) in choices,
+             f"{field}={config.get(field)!r} is not one of {', '.join(map(repr, choices))}")
+    modes = tuple(config.eval_modes) if not isinstance(config.eval_modes, str) else (config.eval_modes,)
+    unknown = [m for m in modes if m not in EVAL_MODES]
+    need(not unknown, f"eval_modes {unknown} unknown (use {', '.join(EVAL_MODES)})")
+    if "dense" in modes:
+        need(info.dense_eval is not None, f"eval mode 'dense': {config.arch} has no dense evaluation")
+    ratio = _number(config.eval_crop_ratio)
+    need(ratio is not None and 0 < ratio <= 1, f"eval_crop_ratio={config.eval_crop_ratio!r} must be in (0, 1]")
+    lo, hi = (tuple(config.crop_area_range) + (None, None))[:2]
+    need(_number(lo) is not None and _number(hi) is not None and 0 < lo <= hi <= 1,
+         f"crop_area_range={tuple(config.crop_area_range)!r} must satisfy 0 < lo <= hi <= 1")
+    if config.get("num_classes") is not None:
+        need(int(config.num_classes) > 0,
+             f"num_classes={config.num_classes} cannot be trained (0 means a pooled-feature model without a "
+             "classifier; leave it unset for the dataset's)")
+    need(image_size >= info.min_size, f"image_size={image_size} is below {config.arch}'s minimum {info.min_size} "
+                                      f"({info.table or info.paper})")
+    if info.fixed_size:
+        need(image_size == info.input_size[0], f"image_size={image_size}: {config.arch} accepts only "
+                                               f"{info.input_size[0]}x{info.input_size[1]}")
+    return bad
+
+
+def workdir_problems(workdir: str) -> list[str]:
+    """Why ``workdir`` cannot hold a run (a file, or a directory this process cannot write)."""
+    path = os.path.abspath(os.path.expanduser(workdir))
+    if os.path.exists(path) and not os.path.isdir(path):
+        return [f"workdir {path} is a file, not a directory"]
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        return [f"workdir {path}: {probe} is a file"]
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return [f"workdir {path} is not writable ({probe} is read-only for this user)"]
+    return []
+
+
+def validate(config: Any, image_size: int, workdir: str) -> None:
+    """Raise :class:`ConfigError` naming every problem of the config and the workdir."""
+    bad = config_problems(config, image_size) + workdir_problems(workdir)
+    if bad:
+        raise ConfigError("bad config: " + "; ".join(bad))
