@@ -493,3 +493,23 @@ def test_notebook_cheap_cells_run(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert f"repository: {repo}" in out and "resnet20" in out and "total params" in out
     assert namespace["logits"].shape == (2, 10)
+
+
+def test_image_folder_bad_files_fail_at_start_naming_them(folder, tmp_path):
+    """Empty class folders and an undecodable JPEG are refused before training, in one line."""
+    import shutil
+
+    empty = tmp_path / "empty"
+    for split in ("train", "val"):
+        (empty / split / "c0").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="train/ holds no .jpg"):
+        data.dataset_info(f"folder:{empty}")
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    good = broken / "train" / "c1" / "0.jpg"
+    raw = bytearray(good.read_bytes())
+    raw[len(raw) // 3:len(raw) // 3 + 512] = np.random.default_rng(0).integers(0, 256, 512, np.uint8).tobytes()
+    (broken / "train" / "c1" / "bad.jpg").write_bytes(bytes(raw[: len(raw) // 2]))  # corrupt and truncated
+    with pytest.raises(ValueError, match=r"bad\.jpg cannot be decoded") as err:
+        data.dataset_info(f"folder:{broken}")
+    assert "\n" not in str(err.value)

@@ -175,6 +175,7 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
         if not os.path.isdir(os.path.join(root, "train")):
             raise FileNotFoundError(f"Image folder {root!r} has no train/ split: expected "
                                     f"{root}/train/<class>/*.jpg and {root}/<validation|val|test>/<class>/*.jpg.")
+        check_image_folder(root)
         return tfds.ImageFolder(root)
     if name == "digits":
         builder = Digits(data_dir=data_dir)
@@ -186,6 +187,42 @@ def get_builder(name: str, data_dir: str | None = None) -> tfds.core.DatasetBuil
     if not is_prepared_builder(builder):
         raise FileNotFoundError(_not_prepared_message(name, builder, data_dir))
     return builder
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # what tfds.ImageFolder reads
+FULL_DECODE_LIMIT = 20_000  # folders up to this many images are fully decoded at start
+
+
+def check_image_folder(root: str) -> int:
+    """Check an image folder before training; return its number of images.
+
+    Policy for bad files: the run fails at start, naming the file, rather than mid-run. Every
+    split folder must hold images; each image is decoded with PIL (folders of up to
+    ``FULL_DECODE_LIMIT`` images; larger ones get PIL's header check, and the input pipeline
+    skips a file that still fails to decode, with a warning).
+    """
+    from PIL import Image
+
+    files = []
+    for split in sorted(os.listdir(root)):
+        split_dir = os.path.join(root, split)
+        if not os.path.isdir(split_dir):
+            continue
+        found = [os.path.join(d, f) for d, _, names in os.walk(split_dir) for f in sorted(names)
+                 if f.lower().endswith(IMAGE_SUFFIXES)]
+        if not found:
+            raise FileNotFoundError(f"Image folder {root!r}: {split}/ holds no {'/'.join(IMAGE_SUFFIXES)} images "
+                                    f"(expected {split}/<class>/<image>)")
+        files += found
+    full = len(files) <= FULL_DECODE_LIMIT
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                img.load() if full else img.verify()
+        except Exception as e:  # noqa: BLE001 - any decoder error: name the file
+            raise ValueError(f"Image folder {root!r}: {path} cannot be decoded ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:80] if str(e) else ''}); remove or replace it") from None
+    return len(files)
 
 
 def is_prepared_builder(builder: tfds.core.DatasetBuilder) -> bool:

@@ -158,6 +158,8 @@ def train_iterator(config: Any, info: DatasetInfo, *, image_size: int, channels:
                           seed=seed, process_index=pi, crop_ratio=crop_ratio)
     ds = tf.data.Dataset.range(epoch0, np.iinfo(np.int64).max).flat_map(epoch_ds).skip(offset)
     ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+    if info.name.startswith("folder:"):  # a file that passed the start check but fails to decode: skip it
+        ds = ds.ignore_errors(log_warning=True)
     ds = ds.batch(local_b, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     return ds.with_options(_options()).as_numpy_iterator()
 
