@@ -61,15 +61,15 @@ def test_scaling_rules() -> None:
 
 def test_variant_settings() -> None:
     small, big = flaxnets.create_model("efficientnet_b0"), flaxnets.create_model("efficientnet_b6")
-    assert (small.bn_eps, small.bn_momentum, small.dropout_rate) == (1e-5, 0.1, 0.2)
-    assert (big.bn_eps, big.bn_momentum, big.dropout_rate) == (1e-3, 0.01, 0.5)
+    assert (small.bn_eps, small.bn_momentum, small.drop_rate) == (1e-5, 0.1, 0.2)
+    assert (big.bn_eps, big.bn_momentum, big.drop_rate) == (1e-3, 0.01, 0.5)
     sizes = [flaxnets.model_info(f"efficientnet_b{i}").input_size[0] for i in range(8)]
     assert sizes == [224, 240, 260, 300, 380, 456, 528, 600]
 
 
 def test_drop_connect_only_in_training() -> None:
     """With drop-connect on, train outputs depend on the dropout rng; eval outputs do not."""
-    model = flaxnets.create_model("efficientnet_b0", num_classes=5, drop_path_rate=0.9, dropout_rate=0.0)
+    model = flaxnets.create_model("efficientnet_b0", num_classes=5, drop_path_rate=0.9, drop_rate=0.0)
     x = jnp.asarray(np.random.default_rng(0).standard_normal((4, 32, 32, 3)), jnp.float32)
     variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)  # eager init/apply dispatch op by op: slow
 
@@ -82,7 +82,7 @@ def test_drop_connect_only_in_training() -> None:
     assert not np.allclose(t1, t2)
     np.testing.assert_array_equal(e1, e2)
     # Without drop-connect (and dropout) training is deterministic.
-    plain = flaxnets.create_model("efficientnet_b0", num_classes=5, dropout_rate=0.0)
+    plain = flaxnets.create_model("efficientnet_b0", num_classes=5, drop_rate=0.0)
     plain_train = jax.jit(lambda key: plain.apply(variables, x, train=True, mutable=["batch_stats"],
                                                   rngs={"dropout": key})[0])
     np.testing.assert_array_equal(plain_train(jax.random.PRNGKey(1)), plain_train(jax.random.PRNGKey(2)))

@@ -84,15 +84,21 @@ def _odd_size(info) -> tuple[int, int]:
 
 @pytest.mark.parametrize("name", ALL)
 def test_param_count_and_anatomy(name: str) -> None:
-    """Count, then (shapes only) pooled features, the classifier paths and the feature maps."""
+    """Count and dtypes, logits in float32 and bfloat16, then (shapes only) pooled features, the
+    classifier paths and the feature maps: one test, so the init traces are shared."""
     info = flaxnets.model_info(name)
-    model, variables = _init_shapes(name)
+    model_bf16, variables = _init_shapes(name, dtype=jnp.bfloat16)  # one init trace (deep nets: slow)
     assert count_params(variables["params"]) == info.params
-    for leaf in jax.tree_util.tree_leaves(variables):
+    for leaf in jax.tree_util.tree_leaves(variables):  # params and BN stats stay float32
         assert leaf.dtype == jnp.float32
+    h, w, c = info.input_size
+    for model in (flaxnets.create_model(name), model_bf16):
+        out = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((3, h, w, c)), train=False), variables)
+        assert out.shape == (3, model.num_classes)
+        if model is not model_bf16:
+            assert out.dtype == jnp.float32
     # num_classes=0: the pooled pre-logit features; exactly the classifier modules go.
     pooled, pooled_vars = _init_shapes(name, num_classes=0)
-    h, w, c = info.input_size
     out = jax.eval_shape(lambda v: pooled.apply(v, jnp.zeros((2, h, w, c))), pooled_vars)
     assert out.shape == (2, info.num_features)
     full, kept = _param_paths(variables), _param_paths(pooled_vars)
@@ -113,22 +119,9 @@ def test_param_count_and_anatomy(name: str) -> None:
             assert m.shape[-1] == f.channels, f"{f.module}: {m.shape} vs {f}"
             for size, got in ((hh, m.shape[1]), (ww, m.shape[2])):  # stride r: size/r up to borders
                 assert abs(got - size / f.reduction) <= max(1.0, 0.25 * size / f.reduction), (f, hh, ww, m.shape)
-    last = flaxnets.create_model(name, features_only=True, out_indices=(-1,))
-    (m,) = jax.eval_shape(lambda v: last.apply(v, jnp.zeros((1, h, w, c))), pooled_vars)
-    assert m.shape[-1] == info.feature_info[-1].channels
-
-
-@pytest.mark.parametrize("name", ALL)
-def test_eval_shape_logits_and_bfloat16(name: str) -> None:
-    h, w, c = flaxnets.model_info(name).input_size
-    model_bf16, variables = _init_shapes(name, dtype=jnp.bfloat16)  # one init trace (deep nets: slow)
-    for leaf in jax.tree_util.tree_leaves(variables):  # params and BN stats stay float32
-        assert leaf.dtype == jnp.float32
-    for model in (flaxnets.create_model(name), model_bf16):
-        out = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((3, h, w, c)), train=False), variables)
-        assert out.shape == (3, model.num_classes)
-        if model is not model_bf16:
-            assert out.dtype == jnp.float32
+    first = flaxnets.create_model(name, features_only=True, out_indices=(0,))  # stops after the first map
+    (m,) = jax.eval_shape(lambda v: first.apply(v, jnp.zeros((1, h, w, c))), pooled_vars)
+    assert m.shape[-1] == info.feature_info[0].channels
 
 
 def _aux_logits(state) -> list:

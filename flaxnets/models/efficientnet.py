@@ -34,7 +34,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.registry import register_model
+from flaxnets.registry import features, register_model
 
 ModuleDef = Any
 
@@ -98,23 +98,32 @@ class MBConv(nn.Module):
         return y
 
 
+def _stage_ends(stages: Sequence[tuple[int, int, int, int, int, int]]) -> list[bool]:
+    """Whether each stage ends a stride (the next stage downsamples, or it is the last)."""
+    return [k == len(stages) - 1 or stages[k + 1][2] > 1 for k in range(len(stages))]
+
+
 class EfficientNet(nn.Module):
     """EfficientNet: the B0 baseline of Table 1 scaled by (width, depth) as in Eq. 3.
 
     Attributes:
       width_mult, depth_mult: compound-scaling coefficients (w, d) of the variant.
-      dropout_rate: dropout before the classifier (0.2 … 0.5 from B0 to B7).
+      drop_rate: dropout before the classifier (0.2 … 0.5 from B0 to B7).
       drop_path_rate: stochastic depth rate; block ``i`` of ``n`` drops with
         ``drop_path_rate · i / n``. The paper and torchvision train with 0.2 (set by the
         recipe via ``model_overrides``); the default is 0 so that a model built without
         overrides is deterministic apart from dropout, as in timm.
       bn_eps, bn_momentum: BatchNorm epsilon and PyTorch-style momentum.
       stages: the B0 stage table (expansion, kernel, stride, in, out, repeats).
+
+    Feature maps (``features_only``): the last MBConv stage at each stride (torchvision
+    ``features.1/2/3/5/7``, strides 2 … 32, the maps timm's ``efficientnet_b*`` return);
+    ``num_classes=0`` returns the pooled output of the 1×1 head conv.
     """
 
     width_mult: float = 1.0
     depth_mult: float = 1.0
-    dropout_rate: float = 0.2
+    drop_rate: float = 0.2
     drop_path_rate: float = 0.0
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
@@ -134,6 +143,7 @@ class EfficientNet(nn.Module):
                              norm_name="1", name="features.0")(x)
         repeats = [round_repeats(s[5], self.depth_mult) for s in self.stages]
         total, idx = sum(repeats), 0
+        ends = _stage_ends(self.stages)
         for i, ((expand, k, stride, _, out, _), n) in enumerate(zip(self.stages, repeats, strict=True)):
             for j in range(n):
                 x = MBConv(round_filters(out, self.width_mult), expand, k, stride if j == 0 else 1,
@@ -141,40 +151,75 @@ class EfficientNet(nn.Module):
                            drop_path=self.drop_path_rate * idx / total, dtype=self.dtype,
                            name=f"features.{i + 1}.{j}")(x, train)
                 idx += 1
+            if ends[i]:
+                x = layers.tap(x, f"features.{i + 1}")
         head = 4 * round_filters(self.stages[-1][4], self.width_mult)
         x = layers.ConvBNAct(head, 1, conv=conv, norm=norm, act=act, conv_name="0", norm_name="1",
                              name=f"features.{len(self.stages) + 1}")(x)
-        x = layers.global_avg_pool(x)
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        x = layers.make_dense(self.dtype)(self.num_classes, name="classifier.1")(x)
-        return x.astype(jnp.float32)
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="classifier.1")
 
 
-# name: (width w, depth d, resolution, dropout, torchvision param count, paper Table 2
-# top-1). Coefficients from the reference implementation (φ = 0 … 7 of Eq. 3, rounded).
-_VARIANTS = {
-    "efficientnet_b0": (1.0, 1.0, 224, 0.2, 5_288_548, 77.1),
-    "efficientnet_b1": (1.0, 1.1, 240, 0.2, 7_794_184, 79.1),
-    "efficientnet_b2": (1.1, 1.2, 260, 0.3, 9_109_994, 80.1),
-    "efficientnet_b3": (1.2, 1.4, 300, 0.3, 12_233_232, 81.6),
-    "efficientnet_b4": (1.4, 1.8, 380, 0.4, 19_341_616, 82.9),
-    "efficientnet_b5": (1.6, 2.2, 456, 0.4, 30_389_784, 83.6),
-    "efficientnet_b6": (1.8, 2.6, 528, 0.5, 43_040_704, 84.0),
-    "efficientnet_b7": (2.0, 3.1, 600, 0.5, 66_347_960, 84.3),
-}
+def efficientnet_anatomy(width_mult: float = 1.0,
+                         stages: Sequence[tuple[int, int, int, int, int, int]] = B0_STAGES,
+                         **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of an :class:`EfficientNet` built with these arguments."""
+    maps, r = [], 2  # the stem conv has stride 2
+    for i, ((_, _, stride, _, out, _), end) in enumerate(zip(stages, _stage_ends(stages), strict=True)):
+        r *= stride
+        if end:
+            maps.append((f"features.{i + 1}", round_filters(out, width_mult), r))
+    return {"num_features": 4 * round_filters(stages[-1][4], width_mult), "feature_info": features(*maps),
+            "classifier": ("classifier.1",), "first_conv": "features.0/0"}
 
-for _name, (_w, _d, _res, _drop, _params, _top1) in _VARIANTS.items():
-    _big = _name in ("efficientnet_b5", "efficientnet_b6", "efficientnet_b7")
-    register_model(
-        _name,
-        functools.partial(EfficientNet, width_mult=_w, depth_mult=_d, dropout_rate=_drop,
-                          bn_eps=1e-3 if _big else 1e-5, bn_momentum=0.01 if _big else 0.1),
-        family="efficientnet", paper=PAPER, year=2019, table="Table 1 (B0), Eq. 3, Table 2",
-        input_size=(_res, _res, 3), min_size=32, top1=_top1, params=_params,
-        twin=f"torchvision:{_name}",
-        # b0 is checked at a non-square odd size too; the bigger ones at a small odd size
-        # (their default size is large and slow on CPU).
-        twin_sizes=((193, 257),) if _name == "efficientnet_b0" else ((97, 129),),
-        notes=f"w={_w}, d={_d}, dropout {_drop}; torchvision pads symmetrically (the TF "
-              "reference uses 'SAME'); BN eps/momentum as torchvision.",
-    )
+
+def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
+    """One registry row: ``arch`` are :class:`EfficientNet` fields, ``info`` its metadata."""
+    register_model(name, functools.partial(EfficientNet, **arch), **efficientnet_anatomy(**arch), **info)
+
+
+# Rows: (width w, depth d) and dropout from the reference implementation (φ = 0 … 7 of Eq. 3,
+# rounded), torchvision's parameter count. top1: Table 2 of the revised arXiv version (v5;
+# the ICML-2019 table has 76.3 / 78.8 / 79.8 / 81.1 / 82.6 / 83.3 / 84.0 / 84.4, audit
+# fidelity-2026-12.md §21), single centre crop at the variant's resolution. Eval preprocessing:
+# torchvision's default weights (B0 resize 256 → 224, B1 (IMAGENET1K_V2) 255 → 240, B2 288 → 288,
+# B3 320 → 300, B4 384 → 380, B5-B7 no resize margin; bicubic except B1's bilinear). B2's
+# torchvision weights evaluate at 288; the registered input stays the paper's 260.
+_COMMON = dict(family="efficientnet", paper=PAPER, year=2019, table="Table 1 (B0), Eq. 3, Table 2", min_size=32,
+               interpolation="bicubic", twin_sizes=((97, 129),))  # large default sizes: a small odd size
+_SMALL_BN = dict(bn_eps=1e-5, bn_momentum=0.1)
+_BIG_BN = dict(bn_eps=1e-3, bn_momentum=0.01)
+_NOTE = ("; torchvision pads symmetrically (the TF reference uses 'SAME'); BN eps/momentum as "
+         "torchvision.")
+
+_register("efficientnet_b0", dict(width_mult=1.0, depth_mult=1.0, drop_rate=0.2, **_SMALL_BN),
+          **{**_COMMON, "twin_sizes": ((193, 257),)}, input_size=(224, 224, 3), crop_pct=224 / 256,
+          top1=77.1, top1_protocol="1 crop 224", params=5_288_548, twin="torchvision:efficientnet_b0",
+          notes="w=1.0, d=1.0, dropout 0.2" + _NOTE)
+_register("efficientnet_b1", dict(width_mult=1.0, depth_mult=1.1, drop_rate=0.2, **_SMALL_BN),
+          **{**_COMMON, "interpolation": "bilinear"}, input_size=(240, 240, 3), crop_pct=240 / 255,
+          top1=79.1, top1_protocol="1 crop 240", params=7_794_184, twin="torchvision:efficientnet_b1",
+          notes="w=1.0, d=1.1, dropout 0.2" + _NOTE)
+_register("efficientnet_b2", dict(width_mult=1.1, depth_mult=1.2, drop_rate=0.3, **_SMALL_BN),
+          **_COMMON, input_size=(260, 260, 3), crop_pct=1.0,
+          top1=80.1, top1_protocol="1 crop 260", params=9_109_994, twin="torchvision:efficientnet_b2",
+          notes="w=1.1, d=1.2, dropout 0.3" + _NOTE)
+_register("efficientnet_b3", dict(width_mult=1.2, depth_mult=1.4, drop_rate=0.3, **_SMALL_BN),
+          **_COMMON, input_size=(300, 300, 3), crop_pct=300 / 320,
+          top1=81.6, top1_protocol="1 crop 300", params=12_233_232, twin="torchvision:efficientnet_b3",
+          notes="w=1.2, d=1.4, dropout 0.3" + _NOTE)
+_register("efficientnet_b4", dict(width_mult=1.4, depth_mult=1.8, drop_rate=0.4, **_SMALL_BN),
+          **_COMMON, input_size=(380, 380, 3), crop_pct=380 / 384,
+          top1=82.9, top1_protocol="1 crop 380", params=19_341_616, twin="torchvision:efficientnet_b4",
+          notes="w=1.4, d=1.8, dropout 0.4" + _NOTE)
+_register("efficientnet_b5", dict(width_mult=1.6, depth_mult=2.2, drop_rate=0.4, **_BIG_BN),
+          **_COMMON, input_size=(456, 456, 3), crop_pct=1.0,
+          top1=83.6, top1_protocol="1 crop 456", params=30_389_784, twin="torchvision:efficientnet_b5",
+          notes="w=1.6, d=2.2, dropout 0.4" + _NOTE)
+_register("efficientnet_b6", dict(width_mult=1.8, depth_mult=2.6, drop_rate=0.5, **_BIG_BN),
+          **_COMMON, input_size=(528, 528, 3), crop_pct=1.0,
+          top1=84.0, top1_protocol="1 crop 528", params=43_040_704, twin="torchvision:efficientnet_b6",
+          notes="w=1.8, d=2.6, dropout 0.5" + _NOTE)
+_register("efficientnet_b7", dict(width_mult=2.0, depth_mult=3.1, drop_rate=0.5, **_BIG_BN),
+          **_COMMON, input_size=(600, 600, 3), crop_pct=1.0,
+          top1=84.3, top1_protocol="1 crop 600", params=66_347_960, twin="torchvision:efficientnet_b7",
+          notes="w=2.0, d=3.1, dropout 0.5" + _NOTE)

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.registry import register_model
+from flaxnets.registry import features, register_model
 
 ModuleDef = Any
 
@@ -106,17 +106,27 @@ class GhostBottleneck(nn.Module):
         return y + self.norm(name="shortcut.3")(sc)
 
 
+def _stage_strides() -> list[int]:
+    """Stride of each stage of Table 1 (its last row's, as timm counts them)."""
+    return [stage[-1][4] for stage in GHOSTNET_CFG]
+
+
 class GhostNet(nn.Module):
     """GhostNet (Han et al. 2020, Table 1) with width multiplier.
 
     Attributes:
       width: width multiplier (1.0 = ``ghostnet_100``); channels ``make_divisible(w·c, 4)``.
-      dropout_rate: dropout before the classifier (0.2 as in timm / the official code).
+      drop_rate: dropout before the classifier (0.2 as in timm / the official code).
+
+    Feature maps (``features_only``): timm's ``feature_info``: the stem conv's output (before
+    its BatchNorm, as timm's hook on ``conv_stem``) and every stride-2 stage (``blocks.1/3/5/7``).
+    ``num_classes=0`` returns the pooled 960·w features before ``conv_head`` (timm's
+    ``num_features``): the head conv belongs to the classifier.
     """
 
     num_classes: int = 1000
     width: float = 1.0
-    dropout_rate: float = 0.2
+    drop_rate: float = 0.2
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -126,30 +136,54 @@ class GhostNet(nn.Module):
         x = x.astype(self.dtype)
         x = conv(layers.make_divisible(16 * self.width, 4), (3, 3), strides=(2, 2),
                  padding=((1, 1), (1, 1)), name="conv_stem")(x)
+        x = layers.tap(x, "conv_stem")
         x = nn.relu(norm(name="bn1")(x))
         exp = 16
-        for i, stage in enumerate(GHOSTNET_CFG):
+        for i, (stage, stride) in enumerate(zip(GHOSTNET_CFG, _stage_strides(), strict=True)):
             for j, (k, exp, c, se, s) in enumerate(stage):
                 x = GhostBottleneck(layers.make_divisible(exp * self.width, 4),
                                     layers.make_divisible(c * self.width, 4), k, s, se, conv=conv,
                                     norm=norm, dtype=self.dtype, name=f"blocks.{i}.{j}")(x)
+            if stride > 1:
+                x = layers.tap(x, f"blocks.{i}")
         x = layers.ConvBNAct(layers.make_divisible(exp * self.width, 4), 1, conv=conv, norm=norm,
                              conv_name="conv", norm_name="bn1", name=f"blocks.{len(GHOSTNET_CFG)}.0")(x)
         x = layers.global_avg_pool(x, keepdims=True)
+        if self.num_classes == 0:
+            return x.reshape(x.shape[0], -1).astype(jnp.float32)
         x = layers.make_conv(self.dtype, use_bias=True)(1280, (1, 1), name="conv_head")(x)
-        x = nn.relu(x).reshape(x.shape[0], -1)
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        x = layers.make_dense(self.dtype)(self.num_classes, name="classifier")(x)
-        return x.astype(jnp.float32)
+        x = nn.relu(x)
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype,
+                                      name="classifier", pool=None, flatten=True)
+
+
+def ghostnet_anatomy(width: float = 1.0, **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of a :class:`GhostNet` of ``width`` (timm's feature_info)."""
+    maps, r = [("conv_stem", layers.make_divisible(16 * width, 4), 2)], 2
+    for i, (stage, stride) in enumerate(zip(GHOSTNET_CFG, _stage_strides(), strict=True)):
+        if stride > 1:
+            r *= stride
+            maps.append((f"blocks.{i}", layers.make_divisible(stage[-1][2] * width, 4), r))
+    return {"num_features": layers.make_divisible(GHOSTNET_CFG[-1][-1][1] * width, 4),
+            "feature_info": features(*maps), "classifier": ("conv_head", "classifier"),
+            "first_conv": "conv_stem"}
+
+
+def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
+    """One registry row: ``arch`` are :class:`GhostNet` fields, ``info`` its metadata."""
+    register_model(name, functools.partial(GhostNet, **arch), **ghostnet_anatomy(**arch), **info)
 
 
 # Paper Table 7 (width multiplier): 0.5× 2.6M / 42M FLOPs / 66.2; 1.0× 5.2M / 141M / 73.9;
-# 1.3× 7.3M / 226M / 75.7 top-1. timm's twins: ghostnet_050/100/130.
-_VARIANTS = {"ghostnet_050": (0.5, 2_587_292, 66.2), "ghostnet_100": (1.0, 5_182_508, 73.9),
-             "ghostnet_130": (1.3, 7_358_820, 75.7)}
-for _name, (_width, _params, _top1) in _VARIANTS.items():
-    register_model(
-        _name, functools.partial(GhostNet, width=_width), family="ghostnet", paper=PAPER, year=2020,
-        table=f"Table 1, width {_width} (Table 7)", top1=_top1, params=_params, twin=f"timm:{_name}",
-        min_size=32,
-    )
+# 1.3× 7.3M / 226M / 75.7 top-1, single 224 crop (the standard ImageNet protocol the paper
+# compares under; audit fidelity-2026-12.md §20). timm's twins: ghostnet_050/100/130; eval
+# preprocessing from timm's pretrained cfgs (crop_pct 0.875, bicubic).
+_COMMON = dict(family="ghostnet", paper=PAPER, year=2020, min_size=32, crop_pct=0.875,
+               interpolation="bicubic", top1_protocol="1 crop 224")
+
+_register("ghostnet_050", dict(width=0.5), **_COMMON, table="Table 1, width 0.5 (Table 7)", top1=66.2,
+          params=2_587_292, twin="timm:ghostnet_050")
+_register("ghostnet_100", dict(width=1.0), **_COMMON, table="Table 1, width 1.0 (Table 7)", top1=73.9,
+          params=5_182_508, twin="timm:ghostnet_100")
+_register("ghostnet_130", dict(width=1.3), **_COMMON, table="Table 1, width 1.3 (Table 7)", top1=75.7,
+          params=7_358_820, twin="timm:ghostnet_130")

@@ -33,7 +33,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.registry import register_model
+from flaxnets.registry import features, register_model
 
 ModuleDef = Any
 
@@ -91,11 +91,16 @@ class ShuffleNetV1(nn.Module):
     Attributes:
       groups: g ∈ {1, 2, 3, 4, 8} (Table 1 columns).
       scale: s (1.0, 0.5, 0.25 in Table 2); widths rounded as in the module docstring.
+      drop_rate: dropout before the classifier (none in the paper).
+
+    Feature maps (``features_only``): Table 1's Conv1 (stride 2), MaxPool (4) and the
+    output of Stage 2, 3, 4 (8, 16, 32), named as ShuffleNet v2's torchvision modules.
     """
 
     groups: int = 3
     scale: float = 1.0
     num_classes: int = 1000
+    drop_rate: float = 0.0
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -105,15 +110,26 @@ class ShuffleNetV1(nn.Module):
         stem, widths = v1_widths(self.groups, self.scale)
         x = x.astype(self.dtype)
         x = conv(stem, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), name="conv1.0")(x)
-        x = nn.relu(norm(name="conv1.1")(x))
-        x = layers.max_pool(x, 3, 2, padding=1)
+        x = layers.tap(nn.relu(norm(name="conv1.1")(x)), "conv1")
+        x = layers.tap(layers.max_pool(x, 3, 2, padding=1), "maxpool")
         for i, (c, n) in enumerate(zip(widths, V1_REPEATS, strict=True)):
             for j in range(n):
                 x = ShuffleV1Unit(c, 2 if j == 0 else 1, self.groups, grouped_first=(i, j) != (0, 0),
                                   conv=conv, norm=norm, name=f"stage{i + 2}.{j}")(x)
-        x = layers.global_avg_pool(x)
-        x = layers.make_dense(self.dtype)(self.num_classes, name="fc")(x)
-        return x.astype(jnp.float32)
+            x = layers.tap(x, f"stage{i + 2}")
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="fc")
+
+
+def _maps(stem: int, stages: Sequence[int]) -> tuple:
+    return features(("conv1", stem, 2), ("maxpool", stem, 4),
+                    *((f"stage{i + 2}", c, 8 * 2 ** i) for i, c in enumerate(stages)))
+
+
+def shufflenet_v1_anatomy(groups: int = 3, scale: float = 1.0, **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of a :class:`ShuffleNetV1` with these arguments."""
+    stem, widths = v1_widths(groups, scale)
+    return {"num_features": widths[-1], "feature_info": _maps(stem, widths), "classifier": ("fc",),
+            "first_conv": "conv1.0"}
 
 
 class ShuffleV2Unit(nn.Module):
@@ -156,11 +172,17 @@ class ShuffleNetV2(nn.Module):
     Attributes:
       stage_out_channels: conv1, Stage 2-4 and conv5 widths (Table 5 column of the scale).
       stage_repeats: units per stage (4, 8, 4).
+      drop_rate: dropout before the classifier (none in the paper or torchvision).
+
+    Feature maps (``features_only``): the torchvision modules ``conv1`` (stride 2),
+    ``maxpool`` (4), ``stage2``, ``stage3``, ``stage4`` (8, 16, 32); ``num_classes=0``
+    returns the pooled ``conv5`` output.
     """
 
     stage_out_channels: Sequence[int] = (24, 116, 232, 464, 1024)
     stage_repeats: Sequence[int] = (4, 8, 4)
     num_classes: int = 1000
+    drop_rate: float = 0.0
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -170,48 +192,86 @@ class ShuffleNetV2(nn.Module):
         chans = self.stage_out_channels
         x = x.astype(self.dtype)
         x = conv(chans[0], (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), name="conv1.0")(x)
-        x = nn.relu(norm(name="conv1.1")(x))
-        x = layers.max_pool(x, 3, 2, padding=1)
+        x = layers.tap(nn.relu(norm(name="conv1.1")(x)), "conv1")
+        x = layers.tap(layers.max_pool(x, 3, 2, padding=1), "maxpool")
         for i, (c, n) in enumerate(zip(chans[1:4], self.stage_repeats, strict=True)):
             for j in range(n):
                 x = ShuffleV2Unit(c, 2 if j == 0 else 1, conv=conv, norm=norm, name=f"stage{i + 2}.{j}")(x)
+            x = layers.tap(x, f"stage{i + 2}")
         x = conv(chans[4], (1, 1), padding="VALID", name="conv5.0")(x)
         x = nn.relu(norm(name="conv5.1")(x))
-        x = layers.global_avg_pool(x)
-        x = layers.make_dense(self.dtype)(self.num_classes, name="fc")(x)
-        return x.astype(jnp.float32)
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="fc")
+
+
+def shufflenet_v2_anatomy(stage_out_channels: Sequence[int] = (24, 116, 232, 464, 1024),
+                          **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of a :class:`ShuffleNetV2` with these widths."""
+    c = stage_out_channels
+    return {"num_features": c[4], "feature_info": _maps(c[0], c[1:4]), "classifier": ("fc",),
+            "first_conv": "conv1.0"}
+
+
+def _register_v1(name: str, arch: dict[str, Any], **info: Any) -> None:
+    """One ShuffleNet v1 registry row: ``arch`` are :class:`ShuffleNetV1` fields."""
+    register_model(name, functools.partial(ShuffleNetV1, **arch), **shufflenet_v1_anatomy(**arch), **info)
+
+
+def _register_v2(name: str, arch: dict[str, Any], **info: Any) -> None:
+    """One ShuffleNet v2 registry row: ``arch`` are :class:`ShuffleNetV2` fields."""
+    register_model(name, functools.partial(ShuffleNetV2, **arch), **shufflenet_v2_anatomy(**arch), **info)
 
 
 # --- ShuffleNet v1: g ∈ {1, 2, 3, 4, 8} × s ∈ {1, 0.5, 0.25} -------------------------------
-# Table 2 classification error at 1× (%): g=1 33.6, g=2 32.7, g=3 32.6, g=4 32.8, g=8 32.4.
-_V1_TOP1 = {1: 66.4, 2: 67.3, 3: 67.4, 4: 67.2, 8: 67.6}
-# Derived parameter counts (see tests/test_shufflenet.py for the closed form).
-_V1_PARAMS = {
-    (1, 1.0): 1_531_936, (2, 1.0): 1_733_848, (3, 1.0): 1_865_728, (4, 1.0): 1_968_344,
-    (8, 1.0): 2_434_768,
-    (1, 0.5): 534_484, (2, 0.5): 678_520, (3, 0.5): 718_324, (4, 0.5): 835_984, (8, 0.5): 1_011_448,
-    (1, 0.25): 209_746, (2, 0.25): 253_534, (3, 0.25): 305_902, (4, 0.25): 314_848,
-    (8, 0.25): 454_504,
-}
-_SCALES = {1.0: "", 0.5: "_x0_5", 0.25: "_x0_25"}
-for (_g, _s), _params in _V1_PARAMS.items():
-    register_model(
-        f"shufflenet_v1_g{_g}{_SCALES[_s]}", functools.partial(ShuffleNetV1, groups=_g, scale=_s),
-        family="shufflenet", paper=V1_PAPER, year=2018, table=f"Table 1 (g = {_g}), {_s}× (Table 2)",
-        top1=_V1_TOP1[_g] if _s == 1.0 else None, params=_params, min_size=32,
-        notes="Paper-only; derived parameter count. Width rounding at s < 1 is ours (module doc).",
-    )
+# top1 at 1×: Table 2 classification error (%) g=1 33.6, g=2 32.7, g=3 32.6, g=4 32.8, g=8 32.4,
+# "single-crop" on a 224 centre crop (Sec. 4); the audit (fidelity-2026-12.md §19) checks the
+# values. Derived parameter counts (tests/test_shufflenet.py has the closed form).
+_V1 = dict(family="shufflenet", paper=V1_PAPER, year=2018, min_size=32,
+           notes="Paper-only; derived parameter count. Width rounding at s < 1 is ours (module doc).")
+_V1_TOP1 = dict(top1_protocol="1 crop 224")
 
-# --- ShuffleNet v2 (torchvision twins); Table 8 top-1 = 100 - error ------------------------
-_V2 = {
-    "shufflenet_v2_x0_5": ((24, 48, 96, 192, 1024), 1_366_792, 60.3),
-    "shufflenet_v2_x1_0": ((24, 116, 232, 464, 1024), 2_278_604, 69.4),
-    "shufflenet_v2_x1_5": ((24, 176, 352, 704, 1024), 3_503_624, 72.6),
-    "shufflenet_v2_x2_0": ((24, 244, 488, 976, 2048), 7_393_996, 74.9),
-}
-for _name, (_chans, _params, _top1) in _V2.items():
-    register_model(
-        _name, functools.partial(ShuffleNetV2, stage_out_channels=_chans), family="shufflenet",
-        paper=V2_PAPER, year=2018, table="Table 5", top1=_top1, params=_params,
-        twin=f"torchvision:{_name}", min_size=32,
-    )
+_register_v1("shufflenet_v1_g1", dict(groups=1, scale=1.0), **_V1, table="Table 1 (g = 1), 1.0× (Table 2)",
+             top1=66.4, **_V1_TOP1, params=1_531_936)
+_register_v1("shufflenet_v1_g2", dict(groups=2, scale=1.0), **_V1, table="Table 1 (g = 2), 1.0× (Table 2)",
+             top1=67.3, **_V1_TOP1, params=1_733_848)
+_register_v1("shufflenet_v1_g3", dict(groups=3, scale=1.0), **_V1, table="Table 1 (g = 3), 1.0× (Table 2)",
+             top1=67.4, **_V1_TOP1, params=1_865_728)
+_register_v1("shufflenet_v1_g4", dict(groups=4, scale=1.0), **_V1, table="Table 1 (g = 4), 1.0× (Table 2)",
+             top1=67.2, **_V1_TOP1, params=1_968_344)
+_register_v1("shufflenet_v1_g8", dict(groups=8, scale=1.0), **_V1, table="Table 1 (g = 8), 1.0× (Table 2)",
+             top1=67.6, **_V1_TOP1, params=2_434_768)
+_register_v1("shufflenet_v1_g1_x0_5", dict(groups=1, scale=0.5), **_V1,
+             table="Table 1 (g = 1), 0.5× (Table 2)", params=534_484)
+_register_v1("shufflenet_v1_g2_x0_5", dict(groups=2, scale=0.5), **_V1,
+             table="Table 1 (g = 2), 0.5× (Table 2)", params=678_520)
+_register_v1("shufflenet_v1_g3_x0_5", dict(groups=3, scale=0.5), **_V1,
+             table="Table 1 (g = 3), 0.5× (Table 2)", params=718_324)
+_register_v1("shufflenet_v1_g4_x0_5", dict(groups=4, scale=0.5), **_V1,
+             table="Table 1 (g = 4), 0.5× (Table 2)", params=835_984)
+_register_v1("shufflenet_v1_g8_x0_5", dict(groups=8, scale=0.5), **_V1,
+             table="Table 1 (g = 8), 0.5× (Table 2)", params=1_011_448)
+_register_v1("shufflenet_v1_g1_x0_25", dict(groups=1, scale=0.25), **_V1,
+             table="Table 1 (g = 1), 0.25× (Table 2)", params=209_746)
+_register_v1("shufflenet_v1_g2_x0_25", dict(groups=2, scale=0.25), **_V1,
+             table="Table 1 (g = 2), 0.25× (Table 2)", params=253_534)
+_register_v1("shufflenet_v1_g3_x0_25", dict(groups=3, scale=0.25), **_V1,
+             table="Table 1 (g = 3), 0.25× (Table 2)", params=305_902)
+_register_v1("shufflenet_v1_g4_x0_25", dict(groups=4, scale=0.25), **_V1,
+             table="Table 1 (g = 4), 0.25× (Table 2)", params=314_848)
+_register_v1("shufflenet_v1_g8_x0_25", dict(groups=8, scale=0.25), **_V1,
+             table="Table 1 (g = 8), 0.25× (Table 2)", params=454_504)
+
+# --- ShuffleNet v2 (torchvision twins) -------------------------------------------------------
+# top1: Table 8, 100 - error, single 224 crop (v2 follows v1's protocol). Eval preprocessing:
+# torchvision's default IMAGENET1K_V1 weights (x0_5 / x1_0: resize 256; x1_5 / x2_0: resize
+# 232; crop 224, bilinear).
+_V2 = dict(family="shufflenet", paper=V2_PAPER, year=2018, table="Table 5", min_size=32,
+           top1_protocol="1 crop 224")
+
+_register_v2("shufflenet_v2_x0_5", dict(stage_out_channels=(24, 48, 96, 192, 1024)), **_V2, top1=60.3,
+             params=1_366_792, crop_pct=0.875, twin="torchvision:shufflenet_v2_x0_5")
+_register_v2("shufflenet_v2_x1_0", dict(stage_out_channels=(24, 116, 232, 464, 1024)), **_V2, top1=69.4,
+             params=2_278_604, crop_pct=0.875, twin="torchvision:shufflenet_v2_x1_0")
+_register_v2("shufflenet_v2_x1_5", dict(stage_out_channels=(24, 176, 352, 704, 1024)), **_V2, top1=72.6,
+             params=3_503_624, crop_pct=224 / 232, twin="torchvision:shufflenet_v2_x1_5")
+_register_v2("shufflenet_v2_x2_0", dict(stage_out_channels=(24, 244, 488, 976, 2048)), **_V2, top1=74.9,
+             params=7_393_996, crop_pct=224 / 232, twin="torchvision:shufflenet_v2_x2_0")

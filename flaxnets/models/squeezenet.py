@@ -34,7 +34,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.registry import register_model
+from flaxnets.registry import features, register_model
 
 ModuleDef = Any
 
@@ -84,13 +84,17 @@ class SqueezeNet(nn.Module):
       version: "1_0" or "1_1".
       bypass: "none", "simple" (identity around fire3/5/7/9) or "complex" (also a 1×1 conv
         around fire2/4/6/8).
-      dropout_rate: dropout before the classifier conv (0.5 in the paper).
+      drop_rate: dropout before the classifier conv (0.5 in the paper).
+
+    Feature maps (``features_only``): the stem ReLU (torchvision ``features.1``) and the last
+    Fire module at each stride (torchvision ``features.N``); ``num_classes=0`` returns the
+    globally pooled fire9 output, the 512 features that reach the classifier conv.
     """
 
     version: str = "1_0"
     num_classes: int = 1000
     bypass: str = "none"
-    dropout_rate: float = 0.5
+    drop_rate: float = 0.5
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -98,12 +102,14 @@ class SqueezeNet(nn.Module):
         if self.bypass not in BYPASS_MODES:
             raise ValueError(f"bypass must be one of {BYPASS_MODES}, got {self.bypass!r}")
         stem, k, layout = _VERSIONS[self.version]
+        taps = {f.module for f in squeezenet_anatomy(self.version)["feature_info"]}
         # Init as torchvision: He fan-in for every conv (kaiming_uniform_), N(0, 0.01) for the
         # classifier conv. (The project's fan-out default gave a loss of ~20 at init: the
         # narrow squeeze layers have a small fan-out, hence large weights.)
         conv = layers.make_conv(self.dtype, use_bias=True, kernel_init=layers.conv_init_fan_in)
         x = x.astype(self.dtype)
         x = nn.relu(conv(stem, (k, k), strides=(2, 2), padding="VALID", name="features.0")(x))
+        x = layers.tap(x, "features.1")  # torchvision's ReLU module after the stem conv
         x = layers.max_pool(x, 3, 2, ceil_mode=True)
         fire = 0  # paper numbering: fire2 … fire9 ↔ fire = 0 … 7
         for i, item in enumerate(layout):
@@ -116,35 +122,60 @@ class SqueezeNet(nn.Module):
             elif self.bypass == "complex":  # fire2, fire4, fire6, fire8: widths change
                 mode = "conv"
             x = Fire(*item, conv=conv, bypass=mode, name=f"features.{i + 3}")(x)
+            if f"features.{i + 3}" in taps:
+                x = layers.tap(x, f"features.{i + 3}")
             fire += 1
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        if self.num_classes == 0:
+            return layers.global_avg_pool(x).astype(jnp.float32)
+        x = nn.Dropout(self.drop_rate, deterministic=not train)(x)
         x = nn.relu(conv(self.num_classes, (1, 1), padding="VALID", kernel_init=nn.initializers.normal(0.01),
                          name="classifier.1")(x))
         return layers.global_avg_pool(x).astype(jnp.float32)
 
 
-_COMMON = dict(family="squeezenet", paper=PAPER, year=2016, min_size=21)
+def squeezenet_anatomy(version: str = "1_0", **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of a :class:`SqueezeNet` of ``version``.
 
-register_model(
-    "squeezenet1_0", functools.partial(SqueezeNet, version="1_0"), table="Table 1",
-    top1=57.5, params=1_248_424, twin="torchvision:squeezenet1_0", **_COMMON,
-    notes="Paper top-1 57.5 (Table 2, Caffe); torchvision's weights reach 58.09.",
-)
-register_model(
-    "squeezenet1_1", functools.partial(SqueezeNet, version="1_1"),
-    table="Table 1 (v1.1 of the authors' release: 3×3/64 conv1, pools after fire3/fire5)",
-    top1=None, params=1_235_496, twin="torchvision:squeezenet1_1", **_COMMON,
-    notes="No paper number; torchvision's weights reach 58.18 top-1.",
-)
-register_model(
-    "squeezenet1_0_simple_bypass", functools.partial(SqueezeNet, version="1_0", bypass="simple"),
-    table="Sec. 6, Fig. 2 (middle), Table 3", top1=60.4, params=1_248_424, **_COMMON,
-    notes="Identity bypass around fire3/5/7/9: no extra parameters.",
-)
-register_model(
-    "squeezenet1_0_complex_bypass", functools.partial(SqueezeNet, version="1_0", bypass="complex"),
-    table="Sec. 6, Fig. 2 (right), Table 3", top1=58.8,
-    params=1_248_424 + 96 * 128 + 128 * 256 + 256 * 384 + 384 * 512 + 128 + 256 + 384 + 512,
-    **_COMMON,
-    notes="Derived count: 1×1 bypass convs (with bias) around fire2/4/6/8 add 341,248 params.",
-)
+    Maps: the stem ReLU (stride 2) and the Fire module before each max pool and the last one
+    (strides 4, 8, 16), named by their torchvision ``features`` index.
+    """
+    stem, _, layout = _VERSIONS[version]
+    maps, stride, width = [("features.1", stem, 2)], 4, stem
+    for i, item in enumerate(layout):
+        if item == "P":
+            maps.append((f"features.{i + 2}", width, stride))
+            stride *= 2
+        else:
+            width = item[1] + item[2]
+    maps.append((f"features.{len(layout) + 2}", width, stride))
+    return {"num_features": width, "feature_info": features(*maps), "classifier": ("classifier.1",),
+            "first_conv": "features.0", "dense_eval": {}}
+
+
+def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
+    """One registry row: ``arch`` are :class:`SqueezeNet` fields, ``info`` its metadata."""
+    register_model(name, functools.partial(SqueezeNet, **arch), **squeezenet_anatomy(**arch), **info)
+
+
+# Fully convolutional as built (conv classifier + global pooling): dense evaluation needs no
+# overrides. top1: the paper's Caffe numbers, measured on the central 227 crop of the 256×256
+# validation images (forresti/SqueezeNet ``train_val.prototxt``, TEST phase ``crop_size: 227``);
+# eval preprocessing of the twins: torchvision's IMAGENET1K_V1 weights (resize 256, crop 224,
+# bilinear); the paper-only bypass variants: Caffe's 227 of 256.
+_COMMON = dict(family="squeezenet", paper=PAPER, year=2016, min_size=21)
+_CAFFE = dict(crop_pct=227 / 256, top1_protocol="1 crop 227")
+
+_register("squeezenet1_0", dict(version="1_0"), **_COMMON, table="Table 1", crop_pct=0.875,
+          top1=57.5, top1_protocol="1 crop 227", params=1_248_424, twin="torchvision:squeezenet1_0",
+          notes="Paper top-1 57.5 (Table 2, Caffe); torchvision's weights reach 58.09.")
+_register("squeezenet1_1", dict(version="1_1"), **_COMMON,
+          table="Table 1 (v1.1 of the authors' release: 3×3/64 conv1, pools after fire3/fire5)",
+          crop_pct=0.875, top1=None, params=1_235_496, twin="torchvision:squeezenet1_1",
+          notes="No paper number; torchvision's weights reach 58.18 top-1.")
+_register("squeezenet1_0_simple_bypass", dict(version="1_0", bypass="simple"), **_COMMON, **_CAFFE,
+          table="Sec. 6, Fig. 2 (middle), Table 3", top1=60.4, params=1_248_424,
+          notes="Identity bypass around fire3/5/7/9: no extra parameters.")
+_register("squeezenet1_0_complex_bypass", dict(version="1_0", bypass="complex"), **_COMMON, **_CAFFE,
+          table="Sec. 6, Fig. 2 (right), Table 3", top1=58.8,
+          params=1_248_424 + 96 * 128 + 128 * 256 + 256 * 384 + 384 * 512 + 128 + 256 + 384 + 512,
+          notes="Derived count: 1×1 bypass convs (with bias) around fire2/4/6/8 add 341,248 params.")

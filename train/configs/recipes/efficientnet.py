@@ -4,7 +4,7 @@ Sec. 5.2: RMSProp with decay 0.9 and momentum 0.9, batch-norm momentum 0.99, wei
 1e-5, initial learning rate 0.256 decayed by 0.97 every 2.4 epochs, swish activations,
 fixed AutoAugment, stochastic depth with survival probability 0.8 (drop-connect 0.2,
 growing linearly with the block index), dropout 0.2 (B0) … 0.5 (B7; the models' default
-``dropout_rate``). The rate 0.256 belongs to batch 4096 (reference code: 0.016 per 256
+``drop_rate``). The rate 0.256 belongs to batch 4096 (reference code: 0.016 per 256
 images, linear scaling), with 5 warm-up epochs, 350 epochs, RMSProp ε = 1e-3 and label
 smoothing 0.1 from the reference code. BN momentum 0.99 (TF) is PyTorch-style 0.01 here.
 AutoAugment runs after the random-resized crop + flip with the ImageNet policy of the

@@ -2,7 +2,7 @@
 
 Han et al. 2020, Sec. 4.2 (ImageNet): SGD with momentum 0.9, initial lr 0.4 for batch 1024
 (8 GPUs), cosine decay, weight decay 4e-5, dropout 0.2 before the classifier (the model's
-default ``dropout_rate``). These values follow the paper's text as we recall it (it could
+default ``drop_rate``). These values follow the paper's text as we recall it (it could
 not be re-checked offline); the epoch budget is left to the dataset default.
 Reported (Table 7) top-1: GhostNet 0.5× 66.2, 1.0× 73.9, 1.3× 75.7 (timm's ghostnet_100
 weights: 73.97).
