@@ -4,11 +4,13 @@ Each checkpoint holds the train state (params, BatchNorm statistics, optimiser s
 step) and JSON metadata (arch, dataset, config). Saving is asynchronous; every process
 calls :meth:`Checkpointer.save`/:meth:`restore` (orbax coordinates multi-host writes).
 Restoring falls back to the previous checkpoint, with a warning, when the latest one is
-unreadable, and refuses a checkpoint written for another arch.
+unreadable or its content checksum (BLAKE2b of every saved array, stored in the metadata)
+does not match, and refuses a checkpoint written for another arch.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from typing import Any
@@ -43,8 +45,9 @@ class Checkpointer:
     def save(self, step: int, host_state: Any, meta: dict, force: bool = False) -> bool:
         """Start saving ``host_state`` (a TrainState) at ``step``; returns whether it saved."""
         tree = serialization.to_state_dict(host_state)
+        meta = {**dict(meta), "digest": tree_digest(tree)}  # verified on restore
         return self.manager.save(int(step), args=ocp.args.Composite(
-            state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(dict(meta))), force=force)
+            state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)), force=force)
 
     def wait(self) -> None:
         """Block until pending asynchronous saves are on disk."""
@@ -86,6 +89,8 @@ class Checkpointer:
                 restored = self.manager.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(target)))["state"]
                 _check_finite_structure(target, restored)
+                if "digest" in meta and tree_digest(restored) != meta["digest"]:
+                    raise ValueError("content checksum mismatch (the data files changed after the save)")
             except Exception as e:  # noqa: BLE001 - corrupt data → fall back to an older one
                 errors.append(f"step {step}: {type(e).__name__}: {str(e)[:200]}")
                 log.warning("checkpoint at step %d is corrupt (%s); falling back to the previous one",
@@ -95,6 +100,19 @@ class Checkpointer:
                 self.manager.delete(bad)
             return serialization.from_state_dict(host_state, restored), meta
         raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
+
+
+def tree_digest(tree: Any) -> str:
+    """BLAKE2b of every leaf's dtype, shape and bytes, in tree order: a checkpoint's content checksum."""
+    h = hashlib.blake2b(digest_size=20)
+    for leaf in jax.tree_util.tree_leaves(tree):
+        a = np.asarray(leaf)
+        if np.issubdtype(a.dtype, np.integer):  # the step restores as the target's int width
+            a = a.astype(np.int64)
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _check_finite_structure(target: Any, restored: Any) -> None:

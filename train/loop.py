@@ -346,9 +346,13 @@ def _save(run: Run, step: int, metrics_dev: Any, force: bool = False) -> None:
     if metrics_dev is not None:
         _check_loss(run, step, metrics_dev)
     host = run.par.host_state(run.state)
-    # The loss of step t is computed before its update: check the parameters too.
-    if not all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(host.params)):
-        raise _non_finite(run, step, "parameters")
+    # The loss of step t is computed before its update: check everything that is saved too
+    # (params, BatchNorm statistics, optimiser state).
+    for part in ("params", "batch_stats", "opt_state"):
+        leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(getattr(host, part))]
+        bad = sum(1 for x in leaves if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)))
+        if bad:
+            raise _non_finite(run, step, f"values in {bad} {part} arrays")
     run.ckpt.save(step, host, run.meta, force=force)
 
 
