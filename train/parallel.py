@@ -45,8 +45,11 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
     if coordinator_address:
         if platform == "cpu":
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        # The coordinator (process 0) listens only where the user said (JAX's default is every
+        # interface, [::]:port): a run on 127.0.0.1 is not reachable from the network.
         jax.distributed.initialize(coordinator_address=coordinator_address,
-                                   num_processes=num_processes, process_id=process_id)
+                                   num_processes=num_processes, process_id=process_id,
+                                   coordinator_bind_address=coordinator_address)
         return True
     hosts = os.environ.get("TPU_WORKER_HOSTNAMES", "")
     if platform == "tpu" and "," in hosts:  # multi-worker TPU slice: auto-detected cluster
