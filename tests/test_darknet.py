@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import build_twin, random_input, random_variables
 
 import flaxnets
+from conftest import build_twin, random_input, random_variables
 from flaxnets.models.darknet import DarkNet, darknet_param_count
 from flaxnets.summary import count_params
 

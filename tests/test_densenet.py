@@ -65,13 +65,13 @@ def test_cifar_layouts() -> None:
 
 
 def _small(**kw) -> DenseNet:
-    return DenseNet(block_config=(3, 2), growth_rate=4, num_init_features=8, stem="cifar",
-                    num_classes=5, **kw)
+    return DenseNet(**{"block_config": (3, 2), "growth_rate": 4, "num_init_features": 8, "stem": "cifar",
+                       "num_classes": 5, **kw})
 
 
 def test_dropout_only_in_training() -> None:
     x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 8, 8, 3)), jnp.float32)
-    model, plain = _small(drop_rate=0.5), _small()
+    model, plain = _small(proj_drop_rate=0.5), _small()
     variables = random_variables(model, x)
 
     @jax.jit
@@ -149,3 +149,17 @@ def test_memory_efficient_stores_linear_not_quadratic_residuals() -> None:
 
     plain, efficient = residual_bytes(False), residual_bytes(True)
     assert efficient < 0.5 * plain, (plain, efficient)
+
+
+def test_memory_efficient_feature_maps_equal_plain() -> None:
+    """The taps sit outside the rematerialised part: same maps with and without remat."""
+    from flaxnets.features import FeatureExtractor
+
+    x = jnp.asarray(np.random.default_rng(2).standard_normal((2, 8, 8, 3)), jnp.float32)
+    taps = ("features.denseblock1", "features.denseblock2")
+    variables = random_variables(_small(), x)
+    plain = FeatureExtractor(_small(num_classes=0), taps)
+    eff = FeatureExtractor(_small(num_classes=0, memory_efficient=True), taps)
+    a, b = jax.jit(lambda v: (plain.apply(v, x), eff.apply(v, x)))(variables)
+    assert [m.shape for m in a] == [(2, 8, 8, 8 + 3 * 4), (2, 4, 4, 10 + 2 * 4)]
+    chex.assert_trees_all_close(a, b, atol=1e-6)

@@ -11,7 +11,7 @@ import flaxnets
 from flaxnets.models.fractalnet import FractalNet, column_ends, fractal_param_count, join, local_drop_mask
 from flaxnets.summary import count_params
 
-SMALL = dict(channels=(4, 8), columns=3, dropout_rates=(0.0, 0.0), num_classes=5)
+SMALL = dict(channels=(4, 8), columns=3, proj_drop_rate=(0.0, 0.0), num_classes=5)
 
 
 def _x(shape=(2, 8, 8, 3), seed=0):

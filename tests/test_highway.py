@@ -75,3 +75,22 @@ def test_derived_param_counts() -> None:
     assert count_params(v["params"]) == expected
     # 15 convolutions: 4 plain + 11 highway.
     assert sum(1 for k in v["params"] if "highway" in k) == 11
+
+
+def test_fc_first_layer_is_a_dense_layer_on_the_flattened_image() -> None:
+    """highway_fc's whole-image convolution is the paper's 784 → 50 fully connected layer."""
+    from flaxnets.features import FeatureExtractor
+
+    model = flaxnets.create_model("highway_fc", num_classes=0)
+    x = jnp.asarray(np.random.default_rng(2).standard_normal((2, 28, 28, 1)), jnp.float32)
+    p = model.init(jax.random.PRNGKey(0), x)["params"]
+    kernel = p["stage0.plain"]["kernel"]
+    assert kernel.shape == (28, 28, 1, 50)
+    # Highway layers with a closed gate carry their input: the map is the plain layer's output.
+    closed = {k: (v | {"t": {**v["t"], "bias": jnp.full((50,), -60.0)}}) if "highway" in k else v
+              for k, v in p.items()}
+    (out,) = FeatureExtractor(model, ("stage0.highway48",)).apply({"params": closed}, x)
+    dense = jax.nn.relu(x.reshape(2, 784) @ kernel.reshape(784, 50) + p["stage0.plain"]["bias"])
+    assert out.shape == (2, 1, 1, 50)
+    np.testing.assert_allclose(np.asarray(out).reshape(2, 50), np.asarray(dense), atol=1e-5)
+    assert model.apply({"params": p}, x).shape == (2, 50)

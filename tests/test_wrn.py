@@ -7,9 +7,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_variables
 
 import flaxnets
+from conftest import random_variables
 from flaxnets.models.wrn import WideResNet, wrn_param_count
 from flaxnets.summary import count_params
 
@@ -43,7 +43,7 @@ def test_layout() -> None:
 
 def test_dropout_only_in_training() -> None:
     x = jnp.asarray(np.random.default_rng(0).standard_normal((2, 8, 8, 3)), jnp.float32)
-    model, plain = WideResNet(depth=10, widen_factor=1, drop_rate=0.3), WideResNet(depth=10, widen_factor=1)
+    model, plain = WideResNet(depth=10, widen_factor=1, proj_drop_rate=0.3), WideResNet(depth=10, widen_factor=1)
     variables = random_variables(model, x)
 
     @jax.jit

@@ -24,7 +24,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.registry import register_model
+from flaxnets.registry import features, register_model
 
 ModuleDef = Any
 Array = Any
@@ -54,6 +54,9 @@ class DarkNet(nn.Module):
       stem_width: channels of the first 3×3 conv.
       negative_slope: leaky-ReLU slope (0.1 in Darknet; 0.01 in timm's model).
       drop_rate: dropout before the classifier (timm's head option; 0 by default).
+
+    Feature maps (``features_only``): timm's ``feature_info``: the stem conv (stride 1) and
+    every stage ``stages.{i}`` (strides 2 … 32).
     """
 
     depths: Sequence[int] = (1, 2, 8, 8, 4)
@@ -71,14 +74,13 @@ class DarkNet(nn.Module):
                                 norm=layers.batch_norm(train, self.dtype), act=act,
                                 conv_name="conv", norm_name="bn")
         x = cba(self.stem_width, kernel_size=3, padding=1, name="stem.conv1")(x.astype(self.dtype))
+        x = layers.tap(x, "stem.conv1")
         for i, (depth, width) in enumerate(zip(self.depths, self.widths, strict=True)):
             x = cba(width, kernel_size=3, strides=2, padding=1, name=f"stages.{i}.conv_down")(x)
             for j in range(depth):
                 x = DarkBlock(width, cba, name=f"stages.{i}.blocks.{j}")(x)
-        x = layers.global_avg_pool(x)
-        x = nn.Dropout(self.drop_rate)(x, deterministic=not train)
-        x = layers.make_dense(self.dtype)(self.num_classes, name="head.fc")(x)
-        return x.astype(jnp.float32)
+            x = layers.tap(x, f"stages.{i}")
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="head.fc")
 
 
 def darknet_param_count(depths: Sequence[int] = (1, 2, 8, 8, 4),
@@ -97,20 +99,30 @@ def darknet_param_count(depths: Sequence[int] = (1, 2, 8, 8, 4),
     return total + c_in * num_classes + num_classes
 
 
+def darknet_anatomy(widths: Sequence[int] = (64, 128, 256, 512, 1024), stem_width: int = 32,
+                    **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of a :class:`DarkNet` (timm's ``feature_info``)."""
+    maps = [("stem.conv1", stem_width, 1)] + [(f"stages.{i}", w, 2 ** (i + 1)) for i, w in enumerate(widths)]
+    return {"num_features": widths[-1], "feature_info": features(*maps), "classifier": ("head.fc",),
+            "first_conv": "stem.conv1/conv"}
+
+
+def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
+    """One registry row: ``arch`` are :class:`DarkNet` fields, ``info`` its metadata."""
+    register_model(name, functools.partial(DarkNet, **arch), **darknet_anatomy(**arch), family="darknet",
+                   paper=PAPER, year=2018, table="Table 1", input_size=(256, 256, 3), **info)
+
+
 _PARAMS = darknet_param_count()  # 41,609,928, timm's darknet53
 
-register_model(
-    "darknet53",
-    functools.partial(DarkNet, negative_slope=0.01),
-    family="darknet", paper=PAPER, year=2018, table="Table 1", input_size=(256, 256, 3),
-    top1=77.2, params=_PARAMS, twin="timm:darknet53",
-    notes="timm's darknet53: leaky-ReLU slope 0.01 (PyTorch default), BN eps 1e-5.",
-)
-register_model(
-    "darknet53_paper",
-    functools.partial(DarkNet, negative_slope=0.1),
-    family="darknet", paper=PAPER, year=2018, table="Table 1", input_size=(256, 256, 3),
-    top1=77.2, params=_PARAMS,
-    notes="Darknet's leaky ReLU (slope 0.1); same parameters as timm's darknet53, whose "
-          "weights load but were trained with slope 0.01.",
-)
+# top1: Table 2, "tested at 256×256, single crop" (fidelity audit 2026-12, §22: verified).
+# darknet53's eval preprocessing is timm's pretrained_cfg of darknet53.c2ns_in1k (crop 0.887,
+# bicubic); darknet53_paper's is Darknet's validate_classifier_single: the central square
+# resized to 256 (crop 1.0, audit §22).
+_register("darknet53", dict(negative_slope=0.01), crop_pct=0.887, interpolation="bicubic", top1=77.2,
+          top1_protocol="1 crop 256", params=_PARAMS, twin="timm:darknet53",
+          notes="timm's darknet53: leaky-ReLU slope 0.01 (PyTorch default), BN eps 1e-5.")
+_register("darknet53_paper", dict(negative_slope=0.1), crop_pct=1.0, top1=77.2, top1_protocol="1 crop 256",
+          params=_PARAMS,
+          notes="Darknet's leaky ReLU (slope 0.1); same parameters as timm's darknet53, whose "
+                "weights load but were trained with slope 0.01.")

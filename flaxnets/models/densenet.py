@@ -18,10 +18,11 @@ Module names equal torchvision's ``state_dict`` paths (``features.conv0``,
 weights 1:1. The CIFAR networks use the same naming scheme (their final BatchNorm is
 ``features.norm4``: three blocks).
 
-Dropout (``drop_rate``) follows the paper: after every convolution except the first one
-(both convolutions of a dense layer and the transition convolution). torchvision drops
-only the output of each dense layer; both are no-ops at inference, so conversion and
-evaluation are unaffected.
+Dropout inside the network (``proj_drop_rate``) follows the paper: after every convolution
+except the first one (both convolutions of a dense layer and the transition convolution).
+torchvision drops only the output of each dense layer; both are no-ops at inference, so
+conversion and evaluation are unaffected. ``drop_rate`` is a dropout before the classifier
+(not in the paper; 0 by default).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.registry import CIFAR_MEAN, CIFAR_STD, register_model
+from flaxnets.registry import CIFAR_MEAN, CIFAR_STD, features, register_model
 
 ModuleDef = Any
 Array = Any
@@ -54,7 +55,7 @@ class DenseLayer(nn.Module):
 
     growth_rate: int
     bn_size: int | None = 4
-    drop_rate: float = 0.0
+    proj_drop_rate: float = 0.0
     memory_efficient: bool = False
     conv: ModuleDef = nn.Conv
     norm: ModuleDef = nn.BatchNorm
@@ -69,7 +70,7 @@ class DenseLayer(nn.Module):
         else:
             self.norm1 = self.norm()
             self.conv1 = self.conv(self.growth_rate, (3, 3), padding=((1, 1), (1, 1)))
-        self.dropout = nn.Dropout(self.drop_rate)
+        self.dropout = nn.Dropout(self.proj_drop_rate)
 
     def _first(self, features: Sequence[Array]) -> Array:
         # The part Pleiss et al. recompute: its input is the (shared) list of earlier maps.
@@ -92,7 +93,7 @@ class DenseBlock(nn.Module):
     num_layers: int
     growth_rate: int
     bn_size: int | None = 4
-    drop_rate: float = 0.0
+    proj_drop_rate: float = 0.0
     memory_efficient: bool = False
     conv: ModuleDef = nn.Conv
     norm: ModuleDef = nn.BatchNorm
@@ -103,7 +104,7 @@ class DenseBlock(nn.Module):
         features = [x]
         for i in range(self.num_layers):
             features.append(DenseLayer(
-                self.growth_rate, self.bn_size, self.drop_rate, self.memory_efficient,
+                self.growth_rate, self.bn_size, self.proj_drop_rate, self.memory_efficient,
                 conv=self.conv, norm=self.norm, act=self.act, name=f"denselayer{i + 1}",
             )(features, train))
         return jnp.concatenate(features, axis=-1)
@@ -113,7 +114,7 @@ class Transition(nn.Module):
     """Transition layer (Sec. 3, "Pooling layers"): BN-ReLU-1×1 conv-[dropout]-2×2 avg pool."""
 
     features: int
-    drop_rate: float = 0.0
+    proj_drop_rate: float = 0.0
     conv: ModuleDef = nn.Conv
     norm: ModuleDef = nn.BatchNorm
     act: Callable[[Array], Array] = nn.relu
@@ -122,7 +123,7 @@ class Transition(nn.Module):
     def __call__(self, x: Array, train: bool = False) -> Array:
         x = self.act(self.norm(name="norm")(x))
         x = self.conv(self.features, (1, 1), padding="VALID", name="conv")(x)
-        x = nn.Dropout(self.drop_rate)(x, deterministic=not train)
+        x = nn.Dropout(self.proj_drop_rate)(x, deterministic=not train)
         return layers.avg_pool(x, 2, 2)
 
 
@@ -140,12 +141,18 @@ class DenseNet(nn.Module):
       compression: θ, transition output = ⌊θ·m⌋ channels (0.5 for -BC, 1 otherwise).
       stem: ``"imagenet"`` (7×7/2 conv, BN-ReLU, 3×3/2 max pool) or ``"cifar"`` (one 3×3
         conv, Sec. 4.1).
-      drop_rate: dropout after every convolution but the first (paper: 0.2 on C10/C100
+      proj_drop_rate: dropout after every convolution but the first (paper: 0.2 on C10/C100
         without augmentation).
+      drop_rate: dropout before the classifier (not in the paper; 0).
       memory_efficient: recompute concat-BN-ReLU-1×1 conv in the backward pass. Same
         parameters, outputs and gradients. On XLA:CPU it does not lower the train step's
         temporaries (benchmarks/densenet_memory.py), presumably because XLA's fusion recomputes the
         cheap concat/BN/ReLU from the stored layer outputs instead of keeping them.
+
+    Feature maps (``features_only``): the stem's ReLU (ImageNet stem only), then every dense
+    block's output (``features.denseblock{i}``, before the transition), module outputs of the
+    torchvision twin at strides 2, 4 … 32 (torchvision's final ``norm5`` is followed by a
+    functional ReLU, so it is not a map).
     """
 
     block_config: Sequence[int]
@@ -154,6 +161,7 @@ class DenseNet(nn.Module):
     bn_size: int | None = 4
     compression: float = 0.5
     stem: str = "imagenet"
+    proj_drop_rate: float = 0.0
     drop_rate: float = 0.0
     memory_efficient: bool = False
     num_classes: int = 1000
@@ -168,7 +176,7 @@ class DenseNet(nn.Module):
         if self.stem == "imagenet":
             x = conv(self.num_init_features, (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)),
                      name="features.conv0")(x)
-            x = self.act(norm(name="features.norm0")(x))
+            x = layers.tap(self.act(norm(name="features.norm0")(x)), "features.relu0")
             x = layers.max_pool(x, 3, 2, padding=1)
         elif self.stem == "cifar":
             x = conv(self.num_init_features, (3, 3), padding=((1, 1), (1, 1)), name="features.conv0")(x)
@@ -176,18 +184,16 @@ class DenseNet(nn.Module):
             raise ValueError(f"unknown stem {self.stem!r}")
         channels = self.num_init_features
         for i, n in enumerate(self.block_config):
-            x = DenseBlock(n, self.growth_rate, self.bn_size, self.drop_rate, self.memory_efficient,
+            x = DenseBlock(n, self.growth_rate, self.bn_size, self.proj_drop_rate, self.memory_efficient,
                            conv=conv, norm=norm, act=self.act, name=f"features.denseblock{i + 1}")(x, train)
+            x = layers.tap(x, f"features.denseblock{i + 1}")
             channels += n * self.growth_rate
             if i != len(self.block_config) - 1:
                 channels = math.floor(channels * self.compression)
-                x = Transition(channels, self.drop_rate, conv=conv, norm=norm, act=self.act,
+                x = Transition(channels, self.proj_drop_rate, conv=conv, norm=norm, act=self.act,
                                name=f"features.transition{i + 1}")(x, train)
         x = self.act(norm(name=f"features.norm{len(self.block_config) + 1}")(x))
-        x = layers.global_avg_pool(x)
-        x = layers.make_dense(self.dtype, bias_init=nn.initializers.zeros)(
-            self.num_classes, name="classifier")(x)
-        return x.astype(jnp.float32)
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="classifier")
 
 
 def densenet_param_count(block_config: Sequence[int], growth_rate: int, num_init_features: int,
@@ -216,41 +222,58 @@ def densenet_param_count(block_config: Sequence[int], growth_rate: int, num_init
     return total + 2 * c + c * num_classes + num_classes
 
 
-# --- ImageNet (Table 1; torchvision twins, except DenseNet-264) ----------------------------
-# name: (blocks, k, first conv channels, torchvision params, 10-crop top-1 of Table 3)
-_IMAGENET = {
-    "densenet121": ((6, 12, 24, 16), 32, 64, 7_978_856, 76.39),
-    "densenet169": ((6, 12, 32, 32), 32, 64, 14_149_480, 77.92),
-    "densenet201": ((6, 12, 48, 32), 32, 64, 20_013_928, 78.54),
-    "densenet161": ((6, 12, 36, 24), 48, 96, 28_681_000, 79.15),
-    "densenet264": ((6, 12, 64, 48), 32, 64, None, 79.20),
-}
+def densenet_anatomy(block_config: Sequence[int], growth_rate: int = 32, num_init_features: int = 64,
+                     compression: float = 0.5, stem: str = "imagenet", **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of a :class:`DenseNet` built with these arguments.
 
-for _name, (_blocks, _k, _c0, _params, _top1) in _IMAGENET.items():
-    _twin = None if _params is None else f"torchvision:{_name}"
-    _notes = ""
-    if _params is None:
-        _params = densenet_param_count(_blocks, _k, _c0, 4, 0.5, "imagenet", 1000)
-        _notes = ("No torchvision twin; parameter count derived in closed form "
-                  "(densenet_param_count, checked in tests/test_densenet.py).")
-    register_model(
-        _name,
-        functools.partial(DenseNet, block_config=_blocks, growth_rate=_k, num_init_features=_c0),
-        family="densenet", paper=PAPER, year=2017,
-        table="Table 1" if _k == 32 else "Table 3 (k = 48 variant)",
-        top1=_top1, params=_params, twin=_twin, notes=_notes,
-    )
+    Maps: ``features.relu0`` (ImageNet stem, stride 2), then each dense block, the first at
+    stride 4 (ImageNet) or 1 (CIFAR), every transition halving the resolution.
+    """
+    c, maps = num_init_features, []
+    r = 4 if stem == "imagenet" else 1
+    if stem == "imagenet":
+        maps.append(("features.relu0", c, 2))
+    for i, n in enumerate(block_config):
+        c += n * growth_rate
+        maps.append((f"features.denseblock{i + 1}", c, r * 2 ** i))
+        if i != len(block_config) - 1:
+            c = math.floor(c * compression)
+    return {"num_features": c, "feature_info": features(*maps), "classifier": ("classifier",),
+            "first_conv": "features.conv0"}
+
+
+def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
+    """One registry row: ``arch`` are :class:`DenseNet` fields, ``info`` its metadata."""
+    register_model(name, functools.partial(DenseNet, **arch), **densenet_anatomy(**arch), family="densenet",
+                   paper=PAPER, year=2017, **info)
+
+
+# --- ImageNet (Table 1; torchvision twins, except DenseNet-264) ----------------------------
+# top1: 10-crop 224 of Table 3 (fidelity audit 2026-12, §13: verified) for 121/169/201/264.
+# DenseNet-161 is not in Table 3: the authors' README (liuzhuang13/DenseNet) gives its
+# Torch model 22.2 % top-1 error on a single 224 crop (audit §13). Eval preprocessing: the
+# twins' default torchvision weights (IMAGENET1K_V1: resize 256, crop 224, bilinear).
+_DENSENET264_NOTE = ("No torchvision twin; parameter count derived in closed form (densenet_param_count, "
+                     "checked in tests/test_densenet.py).")
+
+_register("densenet121", dict(block_config=(6, 12, 24, 16), growth_rate=32, num_init_features=64),
+          table="Table 1", crop_pct=0.875, params=7_978_856, top1=76.39, top1_protocol="10 crop 224",
+          twin="torchvision:densenet121")
+_register("densenet169", dict(block_config=(6, 12, 32, 32), growth_rate=32, num_init_features=64),
+          table="Table 1", crop_pct=0.875, params=14_149_480, top1=77.92, top1_protocol="10 crop 224",
+          twin="torchvision:densenet169")
+_register("densenet201", dict(block_config=(6, 12, 48, 32), growth_rate=32, num_init_features=64),
+          table="Table 1", crop_pct=0.875, params=20_013_928, top1=78.54, top1_protocol="10 crop 224",
+          twin="torchvision:densenet201")
+_register("densenet161", dict(block_config=(6, 12, 36, 24), growth_rate=48, num_init_features=96),
+          table="Table 1 layout with k = 48 (authors' README)", crop_pct=0.875, params=28_681_000,
+          top1=77.8, top1_protocol="1 crop 224", twin="torchvision:densenet161")
+_register("densenet264", dict(block_config=(6, 12, 64, 48), growth_rate=32, num_init_features=64),
+          table="Table 1", params=densenet_param_count((6, 12, 64, 48), 32, 64, 4, 0.5, "imagenet", 1000),
+          top1=79.20, top1_protocol="10 crop 224", notes=_DENSENET264_NOTE)
+
 
 # --- CIFAR (Sec. 4.1, Table 2): three dense blocks, 32×32 input ----------------------------
-# name: (depth L, k, bottleneck+compression (BC), paper params (M), C10+ error % of Table 2)
-_CIFAR = {
-    "densenet40_k12": (40, 12, False, 1.0, 5.24),
-    "densenet_bc_100_k12": (100, 12, True, 0.8, 4.51),
-    "densenet_bc_250_k24": (250, 24, True, 15.3, 3.62),
-    "densenet_bc_190_k40": (190, 40, True, 25.6, 3.46),
-}
-
-
 def cifar_config(depth: int, growth_rate: int, bc: bool) -> dict[str, Any]:
     """Constructor fields of the paper's CIFAR DenseNet of depth L (Sec. 4.1).
 
@@ -263,15 +286,23 @@ def cifar_config(depth: int, growth_rate: int, bc: bool) -> dict[str, Any]:
                 compression=0.5 if bc else 1.0, stem="cifar")
 
 
-for _name, (_depth, _k, _bc, _paper_m, _err) in _CIFAR.items():
-    _cfg = cifar_config(_depth, _k, _bc)
-    register_model(
-        _name,
-        functools.partial(DenseNet, **_cfg),
-        family="densenet", paper=PAPER, year=2017, table="Table 2",
-        input_size=(32, 32, 3), min_size=8, mean=CIFAR_MEAN, std=CIFAR_STD, num_classes=10,
-        top1=round(100.0 - _err, 2),
-        params=densenet_param_count(_cfg["block_config"], _k, _cfg["num_init_features"],
-                                    _cfg["bn_size"], _cfg["compression"], "cifar", 10),
-        notes=f"Derived count (bias-free convs, as torchvision); Table 2 reports {_paper_m}M.",
-    )
+def cifar_params(depth: int, growth_rate: int, bc: bool) -> int:
+    """Derived count of the CIFAR DenseNet of depth L (10 classes; see :func:`densenet_param_count`)."""
+    cfg = cifar_config(depth, growth_rate, bc)
+    return densenet_param_count(cfg["block_config"], growth_rate, cfg["num_init_features"], cfg["bn_size"],
+                                cfg["compression"], "cifar", 10)
+
+
+# top1 = 100 − C10+ error of Table 2 (audit §13: verified), on the full 32×32 test images.
+_CIFAR = {"table": "Table 2", "input_size": (32, 32, 3), "min_size": 8, "mean": CIFAR_MEAN, "std": CIFAR_STD,
+          "num_classes": 10, "crop_pct": 1.0, "top1_protocol": "full image 32"}
+_NOTE = "Derived count (bias-free convs, as torchvision); Table 2 reports {}M."
+
+_register("densenet40_k12", cifar_config(40, 12, False), **_CIFAR, top1=94.76, params=cifar_params(40, 12, False),
+          notes=_NOTE.format(1.0))
+_register("densenet_bc_100_k12", cifar_config(100, 12, True), **_CIFAR, top1=95.49,
+          params=cifar_params(100, 12, True), notes=_NOTE.format(0.8))
+_register("densenet_bc_250_k24", cifar_config(250, 24, True), **_CIFAR, top1=96.38,
+          params=cifar_params(250, 24, True), notes=_NOTE.format(15.3))
+_register("densenet_bc_190_k40", cifar_config(190, 40, True), **_CIFAR, top1=96.54,
+          params=cifar_params(190, 40, True), notes=_NOTE.format(25.6))

@@ -42,7 +42,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.registry import INCEPTION_MEAN, INCEPTION_STD, register_model
+from flaxnets.registry import INCEPTION_MEAN, INCEPTION_STD, features, register_model
 
 ModuleDef = Any
 Array = jnp.ndarray
@@ -117,15 +117,22 @@ class BranchSeparables(nn.Module):
 
 
 class ActConvBn(nn.Module):
-    """ReLU → 1×1 conv → BN: the cells' input "adjust" layer (``conv_1x1``)."""
+    """ReLU → 1×1 conv → BN: the cells' input "adjust" layer (``conv_1x1``).
+
+    ``tap``: feature-map name of the ReLU's output (the twin's ``<cell>.conv_1x1.act``).
+    """
 
     features: int
     conv: ModuleDef
     norm: ModuleDef
+    tap: str | None = None
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        x = self.conv(self.features, (1, 1), padding="VALID", name="conv")(nn.relu(x))
+        x = nn.relu(x)
+        if self.tap is not None:
+            x = layers.tap(x, self.tap)
+        x = self.conv(self.features, (1, 1), padding="VALID", name="conv")(x)
         return self.norm(name="bn")(x)
 
 
@@ -151,13 +158,15 @@ class ReductionCell(nn.Module):
     input: the stem conv output, adjusted for the left branches and used raw, with
     ``stem_cell`` separables, on the right) or ``"stem1"`` (the previous-previous input
     is the stem conv output at twice the resolution: factorized reduction).
-    Output: concat of combinations 1–4 (4 × ``features`` channels).
+    Output: concat of combinations 1–4 (4 × ``features`` channels). ``tap``: feature-map
+    name of the ReLU of ``conv_1x1`` (the activated current input, see :class:`ActConvBn`).
     """
 
     features: int
     conv: ModuleDef
     norm: ModuleDef
     kind: str = "reduction"
+    tap: str | None = None
 
     @nn.compact
     def __call__(self, x: Array, x_prev: Array | None = None) -> Array:
@@ -167,11 +176,11 @@ class ReductionCell(nn.Module):
             right = ActConvBn(f, self.conv, self.norm, name="conv_1x1")(x)
             left, right_sep = x, functools.partial(sep, stem_cell=True)
         elif self.kind == "stem1":
-            right = ActConvBn(f, self.conv, self.norm, name="conv_1x1")(x)
+            right = ActConvBn(f, self.conv, self.norm, self.tap, name="conv_1x1")(x)
             left, right_sep = factorized_reduction(x_prev, f, self.conv, self.norm), sep
         else:
             left = ActConvBn(f, self.conv, self.norm, name="conv_prev_1x1")(x_prev)
-            right = ActConvBn(f, self.conv, self.norm, name="conv_1x1")(x)
+            right = ActConvBn(f, self.conv, self.norm, self.tap, name="conv_1x1")(x)
             right_sep = sep
         # Names follow the twin: "left"/"right" are its branch labels (the op on the
         # adjusted current input ``right`` is listed first in each combination).
@@ -220,15 +229,20 @@ class NASNetA(nn.Module):
       penultimate_filters: channels before the classifier (4032 / 1056); the first
         stage's cells use ``penultimate_filters // 24`` filters per branch.
       stem_filters: filters of the 3×3 stem conv (96 / 32).
-      dropout_rate: dropout before the classifier (0.5 in the reference training setup;
+      drop_rate: dropout before the classifier (0.5 in the reference training setup;
         only active with ``train=True``).
       act: final activation before pooling.
+
+    Feature maps (``features_only``), timm's ``feature_info`` points: the stem conv (+BN,
+    ``conv0``), the ReLU-activated inputs of ``cell_stem_1`` and of the two reduction cells
+    (``<cell>.conv_1x1.act``: the outputs of ``cell_stem_0`` and of each stage's last normal
+    cell) and the final activation ``act``: strides 2, 4, 8, 16, 32.
     """
 
     num_cells: int = 6
     penultimate_filters: int = 4032
     stem_filters: int = 96
-    dropout_rate: float = 0.5
+    drop_rate: float = 0.5
     num_classes: int = 1000
     act: Callable = nn.relu
     dtype: Any = jnp.float32
@@ -240,42 +254,53 @@ class NASNetA(nn.Module):
         c = self.penultimate_filters // 24
         x = x.astype(self.dtype)
         x0 = conv(self.stem_filters, (3, 3), strides=(2, 2), padding="VALID", name="conv0.conv")(x)
-        x0 = norm(name="conv0.bn")(x0)
+        x0 = layers.tap(norm(name="conv0.bn")(x0), "conv0")
         s0 = ReductionCell(c // 4, conv, norm, kind="stem0", name="cell_stem_0")(x0)
-        s1 = ReductionCell(c // 2, conv, norm, kind="stem1", name="cell_stem_1")(s0, x0)
+        s1 = ReductionCell(c // 2, conv, norm, kind="stem1", tap="cell_stem_1.conv_1x1.act",
+                           name="cell_stem_1")(s0, x0)
         prev, cur = s0, s1
         for stage in range(3):
             f = c * 2**stage
             if stage > 0:  # the reduction cell; the next cell skips its output as x_prev
-                cur = ReductionCell(f, conv, norm, name=f"reduction_cell_{stage - 1}")(cur, prev)
+                cur = ReductionCell(f, conv, norm, tap=f"reduction_cell_{stage - 1}.conv_1x1.act",
+                                    name=f"reduction_cell_{stage - 1}")(cur, prev)
             for j in range(self.num_cells):
                 idx = stage * self.num_cells + j
                 out = NormalCell(f, conv, norm, first=j == 0, name=f"cell_{idx}")(cur, prev)
                 prev, cur = cur, out
-        x = self.act(cur)
-        x = layers.global_avg_pool(x)
-        x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        x = layers.make_dense(self.dtype)(self.num_classes, name="last_linear")(x)
-        return x.astype(jnp.float32)
+        x = layers.tap(self.act(cur), "act")
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="last_linear")
 
 
-register_model(
-    "nasnetalarge",
-    functools.partial(NASNetA, num_cells=6, penultimate_filters=4032, stem_filters=96),
-    family="nasnet", paper=PAPER, year=2018, table="Fig. 2, Fig. 4, Appendix A, Table 2",
-    input_size=(331, 331, 3), min_size=32, mean=INCEPTION_MEAN, std=INCEPTION_STD,
-    top1=82.7, params=88_753_150, twin="timm:nasnetalarge",
-    # A small odd non-square size keeps the (slow) second parity compile cheap.
-    twin_sizes=((67, 97),),
-    notes="NASNet-A (6 @ 4032). timm/TF-slim port: TF 'SAME' padding at stride 2. The paper "
-          "counts 88.9M (with its auxiliary head, not part of the twin).",
-)
-register_model(
-    "nasnetamobile",
-    functools.partial(NASNetA, num_cells=4, penultimate_filters=1056, stem_filters=32),
-    family="nasnet", paper=PAPER, year=2018, table="Fig. 2, Fig. 4, Appendix A, Table 3",
-    input_size=(224, 224, 3), min_size=32, mean=INCEPTION_MEAN, std=INCEPTION_STD,
-    top1=74.0, params=5_289_978,
-    notes="NASNet-A (4 @ 1056), no twin in timm; count derived in tests/test_nasnet.py "
-          "(paper: 5.3M).",
-)
+def nasnet_anatomy(penultimate_filters: int = 4032, stem_filters: int = 96, **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of a :class:`NASNetA` (timm's ``feature_info`` points)."""
+    c = penultimate_filters // 24
+    maps = [("conv0", stem_filters, 2), ("cell_stem_1.conv_1x1.act", 4 * (c // 4), 4),
+            ("reduction_cell_0.conv_1x1.act", 6 * c, 8), ("reduction_cell_1.conv_1x1.act", 12 * c, 16),
+            ("act", penultimate_filters, 32)]
+    return {"num_features": penultimate_filters, "feature_info": features(*maps), "classifier": ("last_linear",),
+            "first_conv": "conv0.conv"}
+
+
+def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
+    """One registry row: ``arch`` are :class:`NASNetA` fields, ``info`` its metadata."""
+    register_model(name, functools.partial(NASNetA, **arch), **nasnet_anatomy(**arch), family="nasnet",
+                   paper=PAPER, year=2018, min_size=32, mean=INCEPTION_MEAN, std=INCEPTION_STD, **info)
+
+
+# top1: single crop, slim nasnet/README (fidelity audit 2026-12, §23: verified) = Tables 2/3.
+# nasnetalarge's eval preprocessing is timm's pretrained_cfg of nasnetalarge.tf_in1k (crop
+# 0.911, bicubic); nasnetamobile (no twin) keeps TF-slim's Inception eval (central 0.875).
+_register("nasnetalarge", dict(num_cells=6, penultimate_filters=4032, stem_filters=96),
+          table="Fig. 2, Fig. 4, Appendix A, Table 2", input_size=(331, 331, 3), crop_pct=0.911,
+          interpolation="bicubic", top1=82.7, top1_protocol="1 crop 331", params=88_753_150,
+          twin="timm:nasnetalarge",
+          # A small odd non-square size keeps the (slow) second parity compile cheap.
+          twin_sizes=((67, 97),),
+          notes="NASNet-A (6 @ 4032). timm/TF-slim port: TF 'SAME' padding at stride 2. The paper "
+                "counts 88.9M (with its auxiliary head, not part of the twin).")
+_register("nasnetamobile", dict(num_cells=4, penultimate_filters=1056, stem_filters=32),
+          table="Fig. 2, Fig. 4, Appendix A, Table 3", input_size=(224, 224, 3), crop_pct=0.875,
+          top1=74.0, top1_protocol="1 crop 224", params=5_289_978,
+          notes="NASNet-A (4 @ 1056), no twin in timm; count derived in tests/test_nasnet.py "
+                "(paper: 5.3M).")

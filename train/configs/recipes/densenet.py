@@ -4,14 +4,14 @@ All networks: SGD, Nesterov momentum 0.9 without dampening, weight decay 1e-4 (t
 authors' Torch code, built on fb.resnet.torch, decays every parameter, BatchNorm
 included), lr 0.1.
 CIFAR (C10+): batch 64, 300 epochs, lr ÷10 at 50 % and 75 % of training, pad-4 crop +
-flip; dropout 0.2 only without augmentation (``model_overrides.drop_rate=0.2``).
+flip; dropout 0.2 only without augmentation (``model_overrides.proj_drop_rate=0.2``).
 Reported C10+ errors (Table 2): DenseNet (L=40, k=12) 5.24 %, DenseNet-BC (L=100, k=12)
 4.51 %, (L=250, k=24) 3.62 %, (L=190, k=40) 3.46 %.
 ImageNet: batch 256, 90 epochs, lr ÷10 at epochs 30 and 60, the fb.resnet.torch
 augmentation (random-resized crops + flip). Reported (Table 3) single-crop / 10-crop
 top-1 error: DenseNet-121 25.02 / 23.61 %, -169 23.80 / 22.08 %, -201 22.58 / 21.46 %,
--264 22.15 / 20.80 %, -161 (k=48) 22.33 / 20.85 %; top-5 single-crop 7.71 / 6.85 / 6.34 /
-6.12 / 6.15 %.
+-264 22.15 / 20.80 %; top-5 single-crop 7.71 / 6.85 / 6.34 / 6.12 %. DenseNet-161 (k=48)
+is not in Table 3: the authors' README gives 22.2 % single-crop top-1 error.
 """
 
 _COMMON = dict(optimizer="sgd", learning_rate=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4,

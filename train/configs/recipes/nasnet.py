@@ -2,7 +2,7 @@
 
 The ImageNet models were trained with the TF-slim pipeline: RMSProp (decay 0.9, ε = 1.0,
 momentum 0.9), label smoothing 0.1, an auxiliary classifier, dropout 0.5 before the
-classifier (the models' default ``dropout_rate``) and ScheduledDropPath (each cell path
+classifier (the models' default ``drop_rate``) and ScheduledDropPath (each cell path
 dropped with a probability growing linearly over training; keep probability 0.7 for the
 large model, off for the mobile one in the TF-slim configs). Weight decay: 5e-5 (large)
 and 4e-5 (mobile), the TF-slim NASNet arg scopes; BatchNorm ε 1e-3 as in the models.
