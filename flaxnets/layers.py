@@ -423,3 +423,61 @@ def linear_drop_path_rates(total_blocks: int, final_rate: float) -> list[float]:
     probability ``l/L * (1 - p_L)``; ``final_rate = 1 - p_L`` (0.5 in the paper).
     """
     return [final_rate * (i + 1) / total_blocks for i in range(total_blocks)]
+
+
+def fc_stack_head(
+    x: Array,
+    num_classes: int,
+    drop_rate: float,
+    train: bool,
+    dtype: Any = jnp.float32,
+    names: Sequence[str] = ("fc6", "fc7", "fc8"),
+    hidden: Sequence[int] = (4096, 4096),
+    dropout_first: bool = False,
+    in_hw: tuple[int, int] | None = None,
+) -> Array:
+    """The 2012–14 FC tail (AlexNet, ZFNet, VGG): flatten → [dense → ReLU] per ``hidden`` → classifier.
+
+    Call from a compact ``__call__``; the dense layers are created in the caller's scope as
+    ``names`` (hidden layers, then the classifier). Dropout ``drop_rate`` comes after every
+    hidden ReLU (the papers), or with ``dropout_first`` before every hidden dense and not
+    before the classifier (torchvision's AlexNet). ``x`` is flattened in torch's C-H-W order;
+    ``in_hw`` is the fixed map size FC6 was built for (checked). ``num_classes=0`` drops only
+    the classifier and returns the last hidden layer's float32 output (timm's pre-logits).
+    """
+    if in_hw is not None and tuple(x.shape[1:3]) != tuple(in_hw):
+        raise ValueError(f"FC6 needs a {in_hw[0]}×{in_hw[1]} input map, got {tuple(x.shape[1:3])}")
+    x = flatten_nchw(x)
+    dense = make_dense(dtype)
+    for i, (width, name) in enumerate(zip(hidden, names, strict=False)):
+        if i > 0 or dropout_first:
+            x = nn.Dropout(drop_rate, deterministic=not train)(x)
+        x = nn.relu(dense(width, name=name)(x))
+    last_drop = 0.0 if dropout_first else drop_rate
+    return classifier_head(x, num_classes, last_drop, train, dtype, name=names[len(hidden)], pool=None)
+
+
+# --- SE-Inception (shared by googlenet.py, inception_v3.py, inception_v4.py) -----------------
+SE_PAPER = "Squeeze-and-Excitation Networks"
+
+
+def inception_se(x: Array, reduction: int | None, name: str = "se") -> Array:
+    """SE-Inception gate (Hu et al. 2018, Fig. 2) on a module output ``x``; identity when
+    ``reduction`` is None (no parameters created).
+
+    Call inside a compact module: the :class:`SqueezeExcite` becomes its submodule ``name``.
+    The bottleneck has the paper's exact ``C // reduction`` units (no rounding, as in the
+    authors' released SE-BN-Inception); it computes in ``x.dtype``.
+    """
+    if reduction is None:
+        return x
+    c = x.shape[-1]
+    if c % reduction:
+        raise ValueError(f"SE reduction {reduction} does not divide the {c} channels")
+    return SqueezeExcite(c // reduction, dtype=x.dtype, name=name)(x)
+
+
+def se_param_count(channels: Sequence[int], reduction: int = 16) -> int:
+    """Parameters that SE blocks on modules with output widths ``channels`` add:
+    C·C/r + C/r (FC1 with bias) + C/r·C + C (FC2 with bias) per block."""
+    return sum(2 * c * (c // reduction) + c // reduction + c for c in channels)

@@ -33,7 +33,8 @@ MNIST_STD = (0.3081,)
 AUX_COLLECTION = "aux_logits"
 
 
-TOP1_PROTOCOLS = ("1 crop", "10 crop", "144 crop", "dense multi-scale", "multi-crop + dense", "full image")
+TOP1_PROTOCOLS = ("1 crop", "10 crop", "144 crop", "dense single-scale", "dense multi-scale", "multi-crop + dense",
+                  "full image")
 
 
 @dataclasses.dataclass(frozen=True)

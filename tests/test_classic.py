@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_input, random_variables
 from flax import traverse_util
 
 import flaxnets
+from conftest import random_input, random_variables
 from flaxnets import layers
 from flaxnets.models import lenet
 from flaxnets.summary import count_params
@@ -269,7 +269,7 @@ def test_vgg_dense_evaluation() -> None:
 
 def test_vgg_dense_averages_the_score_map() -> None:
     """At 256×256 the score map is 2×2; the logits are its mean (checked via FC8's bias)."""
-    dense = flaxnets.create_model("vgg11", num_classes=4, dense=True, dropout=0.0)
+    dense = flaxnets.create_model("vgg11", num_classes=4, dense=True, drop_rate=0.0)
     x = jnp.asarray(random_input((1, 256, 256, 3)))
     v = random_variables(dense, x)
     flat = traverse_util.flatten_dict(v)
@@ -277,6 +277,42 @@ def test_vgg_dense_averages_the_score_map() -> None:
     out0 = np.asarray(dense.apply(v, x))
     out1 = np.asarray(dense.apply(traverse_util.unflatten_dict(flat), x))
     np.testing.assert_allclose(out1 - out0, 7.0, atol=1e-4)
+
+
+def test_vgg_pre_logits_plain_and_dense() -> None:
+    """num_classes=0 drops only classifier.6: FC7's ReLU output, spatially averaged when dense."""
+    plain = flaxnets.create_model("vgg11", num_classes=5)
+    x = jnp.asarray(random_input((1, 256, 256, 3)))
+    v = random_variables(plain, x)
+    fc8 = v["params"]["classifier.6"]
+    kept = {"params": {k: p for k, p in v["params"].items() if k != "classifier.6"}}
+    pooled = np.asarray(flaxnets.create_model("vgg11", num_classes=0).apply(kept, x))
+    assert pooled.shape == (1, 4096) and (pooled >= 0).all()
+    np.testing.assert_allclose(pooled @ np.asarray(fc8["kernel"]) + np.asarray(fc8["bias"]),
+                               np.asarray(plain.apply(v, x)), rtol=1e-4, atol=1e-4)
+    # Dense at 256: a 2×2 FC7 map; its mean through FC8 is the dense logits (FC8 is linear).
+    dense = flaxnets.create_model("vgg11", num_classes=5, dense=True)
+    dense_pooled = np.asarray(flaxnets.create_model("vgg11", num_classes=0, dense=True).apply(kept, x))
+    assert dense_pooled.shape == (1, 4096)
+    np.testing.assert_allclose(dense_pooled @ np.asarray(fc8["kernel"]) + np.asarray(fc8["bias"]),
+                               np.asarray(dense.apply(v, x)), rtol=1e-4, atol=1e-4)
+    assert flaxnets.model_info("vgg11").dense_eval == {"dense": True}
+
+
+@pytest.mark.parametrize("name", ["lenet5", "alexnet", "alexnet_paper", "zfnet", "nin_cifar10"])
+def test_pre_logits_feed_the_classifier(name: str) -> None:
+    """num_classes=0 returns exactly what the (linear) classifier reads: logits = pooled·W + b."""
+    info = flaxnets.model_info(name)
+    model = flaxnets.create_model(name)
+    x = jnp.asarray(random_input((2, *info.input_size)))
+    v = random_variables(model, x)
+    (head,) = info.classifier
+    kept = {"params": {k: p for k, p in v["params"].items() if k != head}}
+    pooled = np.asarray(flaxnets.create_model(name, num_classes=0).apply(kept, x))
+    assert pooled.shape == (2, info.num_features)
+    w, b = np.asarray(v["params"][head]["kernel"]), np.asarray(v["params"][head]["bias"])
+    logits = np.asarray(model.apply(v, x))
+    np.testing.assert_allclose(pooled @ w.reshape(-1, w.shape[-1]) + b, logits, rtol=1e-4, atol=1e-4)
 
 
 # --- Network in Network ------------------------------------------------------------------

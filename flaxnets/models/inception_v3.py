@@ -28,8 +28,9 @@ architecture", and the authors' released SE-BN-Inception (github.com/hujie-frank
 ``SE-BN-Inception.prototxt``) gates its stride-2 modules 3c and 4e like the others. The
 stem convolutions and the auxiliary head carry none. The paper trains no SE-Inception-v3
 (Table 2 has SE-BN-Inception and SE-Inception-ResNet-v2), so no accuracy is registered.
-Derived count (:func:`se_param_count`): inception_v3's 27,161,264 + Σ_modules (C·C/r + C/r +
-C/r·C + C) over C = 256, 288, 288, 768 ×5, 1280, 2048, 2048 (+1,661,620) = 28,822,884.
+Derived count (:func:`flaxnets.layers.se_param_count`): inception_v3's 27,161,264 +
+Σ_modules (C·C/r + C/r + C/r·C + C) over C = 256, 288, 288, 768 ×5, 1280, 2048, 2048
+(+1,661,620) = 28,822,884.
 """
 
 from __future__ import annotations
@@ -41,35 +42,13 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.registry import AUX_COLLECTION, INCEPTION_MEAN, INCEPTION_STD, register_model
+from flaxnets.layers import SE_PAPER, inception_se, se_param_count
+from flaxnets.registry import AUX_COLLECTION, INCEPTION_MEAN, INCEPTION_STD, features, register_model
 
 ModuleDef = Any
 Array = Any
 
 PAPER = "Rethinking the Inception Architecture for Computer Vision"
-SE_PAPER = "Squeeze-and-Excitation Networks"
-
-
-def inception_se(x: Array, reduction: int | None, name: str = "se") -> Array:
-    """SE-Inception gate (Hu et al. 2018, Fig. 2) on a module output ``x``; identity when
-    ``reduction`` is None (no parameters created).
-
-    Call inside a compact module: the :class:`flaxnets.layers.SqueezeExcite` becomes its
-    submodule ``name``. The bottleneck has the paper's exact ``C // reduction`` units (no
-    rounding, as in the authors' released SE-BN-Inception); it computes in ``x.dtype``.
-    """
-    if reduction is None:
-        return x
-    c = x.shape[-1]
-    if c % reduction:
-        raise ValueError(f"SE reduction {reduction} does not divide the {c} channels")
-    return layers.SqueezeExcite(c // reduction, dtype=x.dtype, name=name)(x)
-
-
-def se_param_count(channels: list[int], reduction: int = 16) -> int:
-    """Parameters that SE blocks on modules with output widths ``channels`` add:
-    C·C/r + C/r (FC1 with bias) + C/r·C + C (FC2 with bias) per block."""
-    return sum(2 * c * (c // reduction) + c // reduction + c for c in channels)
 
 
 class InceptionA(nn.Module):
@@ -196,20 +175,25 @@ class Inception3(nn.Module):
     Attributes:
       aux_logits: build the auxiliary head on the 17×17 grid (sown in training only).
       aux_loss_weight: its loss weight (0.4, as in the reference training code).
-      dropout: before the classifier (torchvision 0.5; the paper's Table 1 has none but the
-        released model uses keep 0.8 → pass 0.2).
+      drop_rate: dropout before the classifier (torchvision 0.5; the paper's Table 1 has
+        none but the released model uses keep 0.8 → pass 0.2).
       low_res: Sec. 7 low-resolution stems. 0 → standard (299 input); 151 → first conv
         stride 1 (the 151×151 receptive-field variant); 79 → first conv stride 1 and no
         first max pool (the 79×79 variant). Same parameters as the standard network.
       se_reduction: None → Inception-v3; r → SE-Inception-v3: an SE block with reduction r
         on the output of every Inception module, grid reductions included (Hu et al. 2018,
         Fig. 2); the stem and the aux head are unchanged.
+
+    Feature maps (``features_only``): the outputs of ``Conv2d_2b_3x3`` (stride 2),
+    ``Conv2d_4a_3x3`` (4), ``Mixed_5d`` (8), ``Mixed_6e`` (16) and ``Mixed_7c`` (32), the
+    last module of each resolution (timm's choice too). ``num_classes=0`` builds neither
+    ``fc`` nor ``AuxLogits`` and returns the pooled 2048 ``Mixed_7c`` features.
     """
 
     num_classes: int = 1000
     aux_logits: bool = True
     aux_loss_weight: float = 0.4
-    dropout: float = 0.5
+    drop_rate: float = 0.5
     low_res: int = 0
     se_reduction: int | None = None
     dtype: Any = jnp.float32
@@ -225,18 +209,20 @@ class Inception3(nn.Module):
         x = x.astype(self.dtype)
         x = unit(32, 3, strides=1 if self.low_res else 2, name="Conv2d_1a_3x3")(x)
         x = unit(32, 3, name="Conv2d_2a_3x3")(x)
-        x = unit(64, 3, padding=1, name="Conv2d_2b_3x3")(x)
+        x = layers.tap(unit(64, 3, padding=1, name="Conv2d_2b_3x3")(x), "Conv2d_2b_3x3")
         if self.low_res != 79:
             x = layers.max_pool(x, 3, 2)
         x = unit(80, 1, name="Conv2d_3b_1x1")(x)
-        x = unit(192, 3, name="Conv2d_4a_3x3")(x)
+        x = layers.tap(unit(192, 3, name="Conv2d_4a_3x3")(x), "Conv2d_4a_3x3")
         x = layers.max_pool(x, 3, 2)
         for name, pf in (("Mixed_5b", 32), ("Mixed_5c", 64), ("Mixed_5d", 64)):
             x = InceptionA(pf, unit, se, name=name)(x)
+        x = layers.tap(x, "Mixed_5d")
         x = InceptionB(unit, se, name="Mixed_6a")(x)
         for name, c7 in (("Mixed_6b", 128), ("Mixed_6c", 160), ("Mixed_6d", 160), ("Mixed_6e", 192)):
             x = InceptionC(c7, unit, se, name=name)(x)
-        if self.aux_logits and (train or self.is_initializing()):
+        x = layers.tap(x, "Mixed_6e")
+        if self.aux_logits and self.num_classes and (train or self.is_initializing()):
             aux_in = x
             if not train and min(x.shape[1:3]) < 17:
                 # Parameter shapes do not depend on the grid: create them on a 17×17 map so
@@ -247,19 +233,35 @@ class Inception3(nn.Module):
                 self.sow(AUX_COLLECTION, "aux", aux)
         x = InceptionD(unit, se, name="Mixed_7a")(x)
         x = InceptionE(unit, se, name="Mixed_7b")(x)
-        x = InceptionE(unit, se, name="Mixed_7c")(x)
-        x = layers.global_avg_pool(x)
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        x = layers.make_dense(self.dtype)(self.num_classes, name="fc")(x)
-        return x.astype(jnp.float32)
+        x = layers.tap(InceptionE(unit, se, name="Mixed_7c")(x), "Mixed_7c")
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="fc")
 
 
-register_model(
-    "inception_v3",
-    Inception3,
-    family="inception_v3", paper=PAPER, year=2016, table="Table 1, Figs. 5-7, 10",
-    input_size=(299, 299, 3), min_size=299, mean=INCEPTION_MEAN, std=INCEPTION_STD,
-    top1=78.8, params=27_161_264, twin="torchvision:inception_v3",
+def inception_v3_anatomy(aux_logits: bool = True, aux_loss_weight: float = Inception3.aux_loss_weight,
+                         **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of an :class:`Inception3` built with these arguments
+    (standard stem, ``low_res=0``): torchvision module outputs at strides 2 … 32."""
+    maps = (("Conv2d_2b_3x3", 64, 2), ("Conv2d_4a_3x3", 192, 4), ("Mixed_5d", 288, 8),
+            ("Mixed_6e", 768, 16), ("Mixed_7c", 2048, 32))
+    return {"num_features": 2048, "feature_info": features(*maps), "first_conv": "Conv2d_1a_3x3/conv",
+            "classifier": ("fc", "AuxLogits") if aux_logits else ("fc",),
+            "aux_loss_weight": aux_loss_weight if aux_logits else 0.0}
+
+
+def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
+    """One registry row: ``arch`` are :class:`Inception3` fields, ``info`` its metadata."""
+    register_model(name, functools.partial(Inception3, **arch), **inception_v3_anatomy(**arch),
+                   family="inception_v3", input_size=(299, 299, 3), min_size=299, mean=INCEPTION_MEAN,
+                   std=INCEPTION_STD, **info)
+
+
+# Eval preprocessing of inception_v3: the twin's default torchvision weights
+# (Inception_V3_Weights.IMAGENET1K_V1: resize 342, crop 299, bilinear). top1: Table 3 single
+# 299 crop (audit fidelity-2026-12 §8).
+_register(
+    "inception_v3", {},
+    paper=PAPER, year=2016, table="Table 1, Figs. 5-7, 10", crop_pct=299 / 342,
+    top1=78.8, top1_protocol="1 crop 299", params=27_161_264, twin="torchvision:inception_v3",
     twin_kwargs={"aux_logits": True, "init_weights": True},
     notes="23,834,568 params without the aux head (aux_logits=False). min_size 299 is the "
           "smallest input that trains with the aux head (its 5×5/3 pool and 5×5 conv need "
@@ -271,11 +273,10 @@ register_model(
 # Output widths of the 11 modules Mixed_5b … Mixed_7c (torchvision layout): the C of each SE block.
 SE_INCEPTION_V3_WIDTHS = [256, 288, 288, 768, 768, 768, 768, 768, 1280, 2048, 2048]
 
-register_model(
-    "se_inception_v3",
-    functools.partial(Inception3, se_reduction=16),
-    family="inception_v3", paper=SE_PAPER, year=2018, table="Fig. 2, Sec. 3.3 (no table entry)",
-    input_size=(299, 299, 3), min_size=299, mean=INCEPTION_MEAN, std=INCEPTION_STD,
+# No published number, so no protocol; eval preprocessing: the 0.875 default.
+_register(
+    "se_inception_v3", {"se_reduction": 16},
+    paper=SE_PAPER, year=2018, table="Fig. 2, Sec. 3.3 (no table entry)",
     top1=None, params=27_161_264 + se_param_count(SE_INCEPTION_V3_WIDTHS),
     notes="Inception-v3 (torchvision layout, aux head) with an SE block (r = 16) on each of "
           "the 11 Inception modules, grid reductions Mixed_6a/7a included. Derived count: "

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.registry import register_model
+from flaxnets.registry import features, register_model
 
 PAPER = "Very Deep Convolutional Networks for Large-Scale Image Recognition"
 
@@ -50,10 +50,15 @@ CONFIGS: dict[str, tuple[Any, ...]] = {
 class VGG(nn.Module):
     """VGG network for one Table 1 configuration (torchvision naming).
 
+    Feature maps (torchvision module outputs, timm's for strides 1–16): the input of every max
+    pool (the last ReLU, or A-LRN's LRN, of each stage; strides 1, 2, 4, 8, 16) and the last
+    pool's output (stride 32). ``num_classes=0`` returns FC7's 4096 ReLU outputs (timm's
+    pre-logits), spatially averaged in ``dense`` mode.
+
     Attributes:
       config: a sequence as in :data:`CONFIGS`.
       batch_norm: BatchNorm after every conv (torchvision's ``vgg*_bn``, not in the paper).
-      dropout: dropout after FC6 and FC7 (0.5, Sec. 3.1).
+      drop_rate: dropout after FC6 and FC7 (0.5, Sec. 3.1).
       dense: fully-convolutional evaluation (Sec. 3.2) with the same parameters; needs
         inputs ≥ 224 (conv5 pool ≥ 7×7).
     """
@@ -61,7 +66,7 @@ class VGG(nn.Module):
     config: Sequence[Any]
     num_classes: int = 1000
     batch_norm: bool = False
-    dropout: float = 0.5
+    drop_rate: float = 0.5
     dense: bool = False
     dtype: Any = jnp.float32
 
@@ -73,7 +78,7 @@ class VGG(nn.Module):
         i = 0  # index in torch's features Sequential
         for v in self.config:
             if v == "M":
-                x = layers.max_pool(x, 2, 2)
+                x = layers.max_pool(layers.tap(x, f"features.{i - 1}"), 2, 2)
                 i += 1
             elif v == "LRN":  # Krizhevsky et al.'s parameters (Sec. 2.3 of the VGG paper)
                 x = layers.LocalResponseNorm(5, 1e-4, 0.75, 2.0, name=f"features.{i}")(x)
@@ -87,22 +92,22 @@ class VGG(nn.Module):
                     i += 1
                 x = nn.relu(x)
                 i += 1
-        fc6 = layers.make_dense(self.dtype)(4096, name="classifier.0")
-        fc7 = layers.make_dense(self.dtype)(4096, name="classifier.3")
-        fc8 = layers.make_dense(self.dtype)(self.num_classes, name="classifier.6")
-        drop = functools.partial(nn.Dropout, self.dropout, deterministic=not train)
+        x = layers.tap(x, f"features.{i - 1}")
+        names = ("classifier.0", "classifier.3", "classifier.6")
         if not self.dense:
-            x = layers.flatten_nchw(layers.adaptive_avg_pool(x, 7))
-            x = drop()(nn.relu(fc6(x)))
-            x = drop()(nn.relu(fc7(x)))
-            return fc8(x).astype(jnp.float32)
+            return layers.fc_stack_head(layers.adaptive_avg_pool(x, 7), self.num_classes, self.drop_rate, train,
+                                        self.dtype, names=names)
         # Dense evaluation (Sec. 3.2): the FCs as convs over the whole conv5 pool output.
         if x.shape[1] < 7 or x.shape[2] < 7:
             raise ValueError(f"dense VGG needs a conv5 pool of at least 7×7, got {x.shape[1:3]}")
-        c = x.shape[-1]
-        x = drop()(nn.relu(_dense_as_conv(fc6, x, (c, 7, 7))))
-        x = drop()(nn.relu(_dense_as_conv(fc7, x, (x.shape[-1], 1, 1))))
-        x = _dense_as_conv(fc8, x, (x.shape[-1], 1, 1))
+        fc6, fc7 = (layers.make_dense(self.dtype)(4096, name=n) for n in names[:2])
+        drop = functools.partial(nn.Dropout, self.drop_rate, deterministic=not train)
+        x = nn.relu(_dense_as_conv(fc6, x, (x.shape[-1], 7, 7)))
+        x = nn.relu(_dense_as_conv(fc7, drop()(x), (x.shape[-1], 1, 1)))
+        if self.num_classes == 0:
+            return layers.global_avg_pool(x).astype(jnp.float32)
+        fc8 = layers.make_dense(self.dtype)(self.num_classes, name=names[2])
+        x = _dense_as_conv(fc8, drop()(x), (x.shape[-1], 1, 1))
         return layers.global_avg_pool(x).astype(jnp.float32)
 
 
@@ -122,27 +127,60 @@ def _dense_as_conv(fc: nn.Dense, x: jax.Array, chw: tuple[int, int, int]) -> jax
     return y + bias.astype(x.dtype)
 
 
-# name: (config, batch norm, params, top-1 (Table 3, single scale; C/D/E trained with
-# S ∈ [256, 512], tested at Q = 384), twin)
-_VARIANTS = {
-    "vgg11": ("A", False, 132_863_336, 70.4, "torchvision:vgg11"),
-    "vgg11_lrn": ("A-LRN", False, 132_863_336, 70.3, None),
-    "vgg13": ("B", False, 133_047_848, 71.3, "torchvision:vgg13"),
-    "vgg16_c": ("C", False, 133_638_952, 72.7, None),
-    "vgg16": ("D", False, 138_357_544, 74.4, "torchvision:vgg16"),
-    "vgg19": ("E", False, 143_667_240, 74.5, "torchvision:vgg19"),
-    "vgg11_bn": ("A", True, 132_868_840, None, "torchvision:vgg11_bn"),
-    "vgg13_bn": ("B", True, 133_053_736, None, "torchvision:vgg13_bn"),
-    "vgg16_bn": ("D", True, 138_365_992, None, "torchvision:vgg16_bn"),
-    "vgg19_bn": ("E", True, 143_678_248, None, "torchvision:vgg19_bn"),
-}
+def vgg_anatomy(config: Sequence[Any], batch_norm: bool = False, **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of a :class:`VGG` built with these arguments.
 
-for _name, (_cfg, _bn, _params, _top1, _twin) in _VARIANTS.items():
-    register_model(
-        _name, functools.partial(VGG, config=CONFIGS[_cfg], batch_norm=_bn),
-        family="vgg", paper=PAPER, year=2015,
-        table=f"Table 1 (config {_cfg})" + (", BatchNorm as torchvision" if _bn else ""),
-        min_size=32, top1=_top1, params=_params, twin=_twin,
-        notes=("Paper-only configuration; count derived in tests/test_classic.py."
-               if _twin is None else ""),
-    )
+    Maps: the module before each max pool at strides 1…16 (its channel count is the last
+    conv's) and the last pool at stride 32, named by torch ``features`` indices.
+    """
+    maps, i, channels, reduction = [], 0, 3, 1
+    for v in config:
+        if v == "M":
+            maps.append((f"features.{i - 1}", channels, reduction))
+            reduction *= 2
+            i += 1
+        elif v == "LRN":
+            i += 1
+        else:
+            channels = v[1] if isinstance(v, tuple) else v
+            i += 3 if batch_norm else 2
+    maps.append((f"features.{i - 1}", channels, reduction))  # the last pool
+    return {"num_features": 4096, "feature_info": features(*maps), "classifier": ("classifier.6",),
+            "first_conv": "features.0", "dense_eval": {"dense": True}}
+
+
+def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
+    """One registry row: ``arch`` are :class:`VGG` fields, ``info`` its metadata."""
+    register_model(name, functools.partial(VGG, **arch), **vgg_anatomy(**arch), family="vgg", paper=PAPER,
+                   year=2015, min_size=32, **info)
+
+
+# top1: Table 3 (dense evaluation, Sec. 3.2, at one test scale Q; A/A-LRN/B trained and tested
+# at S = Q = 256, C/D/E trained with S ∈ [256, 512] and tested at Q = 384; audit
+# fidelity-2026-12 §4, verified). Eval preprocessing of the twins: their default torchvision
+# weights (VGG*_Weights.IMAGENET1K_V1: resize 256, crop 224, bilinear; checked by tests/test_parity.py::test_metadata_matches_twin);
+# the paper-only rows keep that 0.875 (the paper evaluates the whole image densely, no crop).
+_TV = {"crop_pct": 0.875, "interpolation": "bilinear"}
+_PAPER_ONLY = "Paper-only configuration; count derived in tests/test_classic.py."
+_BN_TABLE = ", BatchNorm as torchvision"
+
+_register("vgg11", dict(config=CONFIGS["A"]), table="Table 1 (config A)", **_TV, params=132_863_336,
+          top1=70.4, top1_protocol="dense single-scale 256", twin="torchvision:vgg11")
+_register("vgg11_lrn", dict(config=CONFIGS["A-LRN"]), table="Table 1 (config A-LRN)", **_TV,
+          params=132_863_336, top1=70.3, top1_protocol="dense single-scale 256", notes=_PAPER_ONLY)
+_register("vgg13", dict(config=CONFIGS["B"]), table="Table 1 (config B)", **_TV, params=133_047_848,
+          top1=71.3, top1_protocol="dense single-scale 256", twin="torchvision:vgg13")
+_register("vgg16_c", dict(config=CONFIGS["C"]), table="Table 1 (config C)", **_TV, params=133_638_952,
+          top1=72.7, top1_protocol="dense single-scale 384", notes=_PAPER_ONLY)
+_register("vgg16", dict(config=CONFIGS["D"]), table="Table 1 (config D)", **_TV, params=138_357_544,
+          top1=74.4, top1_protocol="dense single-scale 384", twin="torchvision:vgg16")
+_register("vgg19", dict(config=CONFIGS["E"]), table="Table 1 (config E)", **_TV, params=143_667_240,
+          top1=74.5, top1_protocol="dense single-scale 384", twin="torchvision:vgg19")
+_register("vgg11_bn", dict(config=CONFIGS["A"], batch_norm=True), table="Table 1 (config A)" + _BN_TABLE,
+          **_TV, params=132_868_840, twin="torchvision:vgg11_bn")
+_register("vgg13_bn", dict(config=CONFIGS["B"], batch_norm=True), table="Table 1 (config B)" + _BN_TABLE,
+          **_TV, params=133_053_736, twin="torchvision:vgg13_bn")
+_register("vgg16_bn", dict(config=CONFIGS["D"], batch_norm=True), table="Table 1 (config D)" + _BN_TABLE,
+          **_TV, params=138_365_992, twin="torchvision:vgg16_bn")
+_register("vgg19_bn", dict(config=CONFIGS["E"], batch_norm=True), table="Table 1 (config E)" + _BN_TABLE,
+          **_TV, params=143_678_248, twin="torchvision:vgg19_bn")
