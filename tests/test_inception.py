@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import random_variables
 
 import flaxnets
+from conftest import random_variables
 from flaxnets import layers
 from flaxnets.models import googlenet as gn
 from flaxnets.models import inception_v4 as v4

@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_input
 
+from conftest import random_input
 from flaxnets import layers
 
 

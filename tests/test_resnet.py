@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_variables
 
 import flaxnets
+from conftest import random_variables
 from flaxnets.summary import count_params
 
 

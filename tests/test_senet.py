@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import build_twin, random_input
 
 import flaxnets
+from conftest import build_twin, random_input
 from flaxnets import layers
 from flaxnets.models.resnet import Bottleneck
 from flaxnets.models.senet import se_layer, se_reduced

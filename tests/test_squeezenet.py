@@ -6,10 +6,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import random_variables
 from flax import traverse_util
 
 import flaxnets
+from conftest import random_variables
 from flaxnets.summary import count_params
 
 

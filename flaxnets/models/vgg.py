@@ -158,7 +158,7 @@ def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
 # top1: Table 3 (dense evaluation, Sec. 3.2, at one test scale Q; A/A-LRN/B trained and tested
 # at S = Q = 256, C/D/E trained with S ∈ [256, 512] and tested at Q = 384; audit
 # fidelity-2026-12 §4, verified). Eval preprocessing of the twins: their default torchvision
-# weights (VGG*_Weights.IMAGENET1K_V1: resize 256, crop 224, bilinear; checked by tests/test_parity.py::test_metadata_matches_twin);
+# weights (VGG*_Weights.IMAGENET1K_V1: resize 256, crop 224, bilinear; tests/test_parity.py checks it);
 # the paper-only rows keep that 0.875 (the paper evaluates the whole image densely, no crop).
 _TV = {"crop_pct": 0.875, "interpolation": "bilinear"}
 _PAPER_ONLY = "Paper-only configuration; count derived in tests/test_classic.py."
