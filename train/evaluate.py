@@ -23,7 +23,7 @@ import tempfile
 from absl import app, flags
 
 # train.main defines --config, --arch, --dataset, --workdir (here: the run to evaluate), --platform.
-from train.main import EXIT_ERROR, FLAGS, explicit_fields, fail, select_platform
+from train.main import EXIT_ERROR, FLAGS, config_from_flags, explicit_fields, fail
 
 flags.DEFINE_string("weights", None, "Weights tag (torchvision[:TAG], timm[:TAG]) or file.")
 flags.DEFINE_string("output", None, "Results JSON path (a CSV is written beside it).")
@@ -86,14 +86,7 @@ def write_rows(rows: list[dict], path: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        fail(f"unexpected arguments {argv[1:]} (flags look like --weights=FILE)")
-    config = FLAGS.config
-    if FLAGS.arch:
-        config.arch = FLAGS.arch
-    if FLAGS.dataset:
-        config.dataset = FLAGS.dataset
-    select_platform(FLAGS.platform)
+    config = config_from_flags(argv, "--weights=FILE")
     import flaxnets
     from train import loop
     from train.checkpoint import CheckpointError

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -80,10 +81,11 @@ def explicit_fields() -> set[str]:
     return fields
 
 
-def main(argv: list[str]) -> None:
-    """Entry point after absl parsed the flags."""
+def config_from_flags(argv: list[str], example: str = "--arch=NAME") -> Any:
+    """The config with ``--arch``/``--dataset`` applied and the platform selected (shared by
+    ``train.main`` and ``train.evaluate``); stray positional arguments fail in one line."""
     if len(argv) > 1:
-        fail(f"unexpected arguments {argv[1:]} (flags look like --arch=NAME)")
+        fail(f"unexpected arguments {argv[1:]} (flags look like {example})")
     logging.getLogger("absl").setLevel(logging.WARNING)
     config = FLAGS.config
     if FLAGS.arch:
@@ -91,6 +93,12 @@ def main(argv: list[str]) -> None:
     if FLAGS.dataset:
         config.dataset = FLAGS.dataset
     select_platform(FLAGS.platform)
+    return config
+
+
+def main(argv: list[str]) -> None:
+    """Entry point after absl parsed the flags."""
+    config = config_from_flags(argv)
 
     import flaxnets
 
