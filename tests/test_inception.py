@@ -22,6 +22,11 @@ def _params(name: str, size: int, **kw) -> int:
     return count_params(shapes["params"])
 
 
+def _shapes(name: str, size: int, **kw) -> dict:
+    model = flaxnets.create_model(name, **kw)
+    return jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, size, size, 3))))
+
+
 # --- parameter counts -------------------------------------------------------------------
 
 @pytest.mark.parametrize("name,size,with_aux,without_aux", [
@@ -93,6 +98,24 @@ def test_aux_loss_weights_are_the_papers() -> None:
     assert flaxnets.create_model("googlenet").aux_loss_weight == 0.3
     assert flaxnets.create_model("googlenet_paper").aux_loss_weight == 0.3
     assert flaxnets.create_model("inception_v3").aux_loss_weight == 0.4
+
+
+@pytest.mark.parametrize("name,heads", [
+    ("googlenet", ("aux1", "aux2")), ("googlenet_paper", ("aux1", "aux2")),
+    ("inception_v3", ("AuxLogits",)), ("se_inception_v3", ("AuxLogits",)),
+])
+def test_aux_heads_declared_and_dropped_without_classes(name: str, heads: tuple[str, ...]) -> None:
+    info, model = flaxnets.model_info(name), flaxnets.create_model(name)
+    assert info.aux_loss_weight == model.aux_loss_weight and info.has_aux
+    assert set(heads) < set(info.classifier)
+    size = info.input_size[0]
+    assert all(h in _shapes(name, size)["params"] for h in heads)
+    assert not any(h in _shapes(name, size, num_classes=0)["params"] for h in heads)
+
+
+def test_no_aux_models_have_no_aux_weight() -> None:
+    for name in ("bn_inception", "se_bn_inception", "inception_v4", "inception_resnet_v1", "inception_resnet_v2"):
+        assert not flaxnets.model_info(name).has_aux
 
 
 def test_aux_loss_weight_changes_the_gradient() -> None:

@@ -214,7 +214,7 @@ def test_se_width_must_divide() -> None:
     class M(v3.nn.Module):
         @v3.nn.compact
         def __call__(self, x):
-            return v3.inception_se(x, 16)
+            return layers.inception_se(x, 16)
 
     with pytest.raises(ValueError, match="does not divide"):
         M().init(jax.random.PRNGKey(0), jnp.zeros((1, 3, 3, 24)))

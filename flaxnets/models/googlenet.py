@@ -33,8 +33,8 @@ Four registered networks:
 The aux heads follow the project contract: always called (so ``init`` creates their
 parameters whatever ``train`` is), their logits sown into
 :data:`flaxnets.AUX_COLLECTION` (``{"aux1": {"logits": ...}, "aux2": ...}``) only when
-``train=True``; the return value is the main
-logits.
+``train=True``; the return value is the main logits. With ``num_classes=0`` neither the
+classifier nor the aux heads are built (the model returns its pooled features).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.models.inception_v3 import SE_PAPER, inception_se, se_param_count
-from flaxnets.registry import AUX_COLLECTION, register_model
+from flaxnets.layers import SE_PAPER, inception_se, se_param_count
+from flaxnets.registry import AUX_COLLECTION, INCEPTION_MEAN, INCEPTION_STD, features, register_model
 
 ModuleDef = Any
 Array = Any
@@ -86,6 +86,11 @@ BN_INCEPTION_TABLE: dict[str, tuple[int, int, int, int, int, str, int]] = {
     "inception5a": (352, 192, 320, 160, 224, "avg", 128),
     "inception5b": (352, 192, 320, 192, 224, "max", 128),
 }
+
+# Modules whose outputs are feature maps (the last at strides 8, 16, 32; conv1 and conv3
+# give strides 2 and 4).
+GOOGLENET_TAPS = ("inception3b", "inception4e", "inception5b")
+BN_INCEPTION_TAPS = ("inception3b", "inception4d", "inception5b")
 
 
 class InceptionModule(nn.Module):
@@ -128,7 +133,7 @@ class GoogLeNetAux(nn.Module):
     num_classes: int
     unit: ModuleDef
     adaptive: bool
-    dropout: float = 0.7
+    drop_rate: float = 0.7
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -144,7 +149,7 @@ class GoogLeNetAux(nn.Module):
         x = layers.flatten_nchw(x)
         dense = layers.make_dense(self.dtype)
         x = nn.relu(dense(1024, name="fc1")(x))
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
+        x = nn.Dropout(self.drop_rate, deterministic=not train)(x)
         x = dense(self.num_classes, name="fc2")(x).astype(jnp.float32)
         if train:
             self.sow(AUX_COLLECTION, "logits", x)
@@ -158,17 +163,22 @@ class GoogLeNet(nn.Module):
       paper: True → the paper's network (biased convs, LRN, 5×5 branch, 5×5/3 aux pool,
         dropout 0.4); False → torchvision's (BatchNorm eps 1e-3, 3×3 branch, adaptive aux
         pool, dropout 0.2).
-      aux_logits: build the aux heads after 4a and 4d (sown in training only).
+      aux_logits: build the aux heads after 4a and 4d (sown in training only; never built
+        with ``num_classes=0``).
       aux_loss_weight: weight of each aux head's loss (0.3, Sec. 5).
-      dropout: dropout before the classifier; ``None`` → 0.4 (paper) / 0.2 (torchvision).
+      drop_rate: dropout before the classifier; ``None`` → 0.4 (paper) / 0.2 (torchvision).
       aux_dropout: dropout inside the aux heads (0.7).
+
+    Feature maps (``features_only``): the outputs of ``conv1`` (stride 2), ``conv3`` (4,
+    before the paper's LRN), ``inception3b`` (8), ``inception4e`` (16) and ``inception5b``
+    (32): the last torchvision module at each resolution, before its max pool.
     """
 
     num_classes: int = 1000
     paper: bool = False
     aux_logits: bool = True
     aux_loss_weight: float = 0.3
-    dropout: float | None = None
+    drop_rate: float | None = None
     aux_dropout: float = 0.7
     dtype: Any = jnp.float32
 
@@ -187,12 +197,12 @@ class GoogLeNet(nn.Module):
             norm = layers.batch_norm(train, self.dtype, epsilon=1e-3)
             unit = functools.partial(layers.ConvBNAct, conv=conv, norm=norm)
         x = x.astype(self.dtype)
-        x = unit(64, 7, strides=2, padding=3, name="conv1")(x)
+        x = layers.tap(unit(64, 7, strides=2, padding=3, name="conv1")(x), "conv1")
         x = layers.max_pool(x, 3, 2, ceil_mode=True)
         if self.paper:
             x = lrn()(x)
         x = unit(64, 1, padding=0, name="conv2")(x)
-        x = unit(192, 3, padding=1, name="conv3")(x)
+        x = layers.tap(unit(192, 3, padding=1, name="conv3")(x), "conv3")
         if self.paper:
             x = lrn()(x)
         x = layers.max_pool(x, 3, 2, ceil_mode=True)
@@ -204,18 +214,17 @@ class GoogLeNet(nn.Module):
                 # Table 1: max pool 3×3/2; torchvision: 2×2/2 (same 7×7 output at 224).
                 x = layers.max_pool(x, 3 if self.paper else 2, 2, ceil_mode=True)
             x = InceptionModule(*cfg, unit=unit, k5=k5, name=name)(x)
+            if name in GOOGLENET_TAPS:
+                x = layers.tap(x, name)
             aux_name = {"inception4a": "aux1", "inception4d": "aux2"}.get(name)
-            if aux_name and self.aux_logits:
+            if aux_name and self.aux_logits and self.num_classes:
                 # The head sows its own logits (at ``aux1/logits``): the parent cannot sow
                 # under "aux1", the head's (torchvision) module name.
                 GoogLeNetAux(self.num_classes, unit, adaptive=not self.paper,
-                             dropout=self.aux_dropout, dtype=self.dtype, name=aux_name)(x, train)
+                             drop_rate=self.aux_dropout, dtype=self.dtype, name=aux_name)(x, train)
         # Table 1: 7×7/1 average pool on the 7×7 grid, i.e. a global average.
-        x = layers.global_avg_pool(x)
-        rate = self.dropout if self.dropout is not None else (0.4 if self.paper else 0.2)
-        x = nn.Dropout(rate, deterministic=not train)(x)
-        x = layers.make_dense(self.dtype)(self.num_classes, name="fc")(x)
-        return x.astype(jnp.float32)
+        rate = self.drop_rate if self.drop_rate is not None else (0.4 if self.paper else 0.2)
+        return layers.classifier_head(x, self.num_classes, rate, train, self.dtype, name="fc")
 
 
 class BNInceptionModule(nn.Module):
@@ -263,13 +272,17 @@ class BNInception(nn.Module):
 
     Stem: conv 7×7/2 64, max pool 3×3/2, conv 1×1 64, conv 3×3 192, max pool 3×3/2 (ceil
     mode, as GoogLeNet); modules per :data:`BN_INCEPTION_TABLE`; global average pool,
-    optional dropout (the paper removes it, Sec. 4.2.1), linear classifier.
+    optional dropout ``drop_rate`` (the paper removes it, Sec. 4.2.1), linear classifier.
     ``se_reduction`` r → SE-BN-Inception (Hu et al. 2018): an SE block with reduction r on
     every module's output.
+
+    Feature maps (``features_only``): the outputs of ``conv1`` (stride 2), ``conv3`` (4),
+    ``inception3b`` (8), ``inception4d`` (16) and ``inception5b`` (32), the last layer at
+    each resolution (3c and 4e reduce the grid).
     """
 
     num_classes: int = 1000
-    dropout: float = 0.0
+    drop_rate: float = 0.0
     se_reduction: int | None = None
     dtype: Any = jnp.float32
 
@@ -279,18 +292,17 @@ class BNInception(nn.Module):
         norm = layers.batch_norm(train, self.dtype)
         unit = functools.partial(layers.ConvBNAct, conv=conv, norm=norm)
         x = x.astype(self.dtype)
-        x = unit(64, 7, strides=2, padding=3, name="conv1")(x)
+        x = layers.tap(unit(64, 7, strides=2, padding=3, name="conv1")(x), "conv1")
         x = layers.max_pool(x, 3, 2, ceil_mode=True)
         x = unit(64, 1, padding=0, name="conv2")(x)
-        x = unit(192, 3, padding=1, name="conv3")(x)
+        x = layers.tap(unit(192, 3, padding=1, name="conv3")(x), "conv3")
         x = layers.max_pool(x, 3, 2, ceil_mode=True)
         for name, cfg in BN_INCEPTION_TABLE.items():
             x = BNInceptionModule(*cfg, unit=unit, strides=1 if cfg[0] else 2, se_reduction=self.se_reduction,
                                   name=name)(x)
-        x = layers.global_avg_pool(x)
-        x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        x = layers.make_dense(self.dtype)(self.num_classes, name="fc")(x)
-        return x.astype(jnp.float32)
+            if name in BN_INCEPTION_TAPS:
+                x = layers.tap(x, name)
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="fc")
 
 
 def _conv_params(k: int | Sequence[int], cin: int, cout: int, bias: bool) -> int:
@@ -350,10 +362,39 @@ def bn_inception_widths() -> list[int]:
     return widths
 
 
-register_model(
-    "googlenet_paper",
-    functools.partial(GoogLeNet, paper=True),
-    family="googlenet", paper=GOOGLENET_PAPER, year=2015, table="Table 1, Fig. 3, Sec. 5",
+def googlenet_anatomy(aux_logits: bool = True, aux_loss_weight: float = GoogLeNet.aux_loss_weight,
+                      **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of a :class:`GoogLeNet` built with these arguments."""
+    widths = {name: c1 + c3 + c5 + pp for name, (c1, _, c3, _, c5, pp) in GOOGLENET_TABLE.items()}
+    maps = [("conv1", 64, 2), ("conv3", 192, 4)] + [
+        (n, widths[n], r) for n, r in zip(GOOGLENET_TAPS, (8, 16, 32), strict=True)]
+    return {"num_features": widths["inception5b"], "feature_info": features(*maps), "first_conv": "conv1/conv",
+            "classifier": ("fc", "aux1", "aux2") if aux_logits else ("fc",),
+            "aux_loss_weight": aux_loss_weight if aux_logits else 0.0}
+
+
+def bn_inception_anatomy(**_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of a :class:`BNInception` (SE or not: same maps)."""
+    widths = dict(zip(BN_INCEPTION_TABLE, bn_inception_widths(), strict=True))
+    maps = [("conv1", 64, 2), ("conv3", 192, 4)] + [
+        (n, widths[n], r) for n, r in zip(BN_INCEPTION_TAPS, (8, 16, 32), strict=True)]
+    return {"num_features": widths["inception5b"], "feature_info": features(*maps), "first_conv": "conv1/conv",
+            "classifier": ("fc",)}
+
+
+def _register(name: str, cls: type[nn.Module], arch: dict[str, Any], **info: Any) -> None:
+    """One registry row: ``arch`` are ``cls`` fields, ``info`` its metadata."""
+    anatomy = googlenet_anatomy(**arch) if cls is GoogLeNet else bn_inception_anatomy(**arch)
+    register_model(name, functools.partial(cls, **arch), **anatomy, family="googlenet", **info)
+
+
+# Eval preprocessing: googlenet is the twin's default torchvision weights
+# (GoogLeNet_Weights.IMAGENET1K_V1: resize 256, crop 224, bilinear = the 0.875 default); the
+# paper-only models keep the 0.875 default. top1 protocols: torchvision's single 224 crop;
+# BN paper Fig. 3 and SENet Table 2 single 224 crop (audit fidelity-2026-12 §7, §14).
+_register(
+    "googlenet_paper", GoogLeNet, {"paper": True},
+    paper=GOOGLENET_PAPER, year=2015, table="Table 1, Fig. 3, Sec. 5",
     min_size=223, top1=None, params=googlenet_param_count(paper=True, aux=True),
     notes="Table 1 as printed (biases, LRN, 5×5 branch, 5×5/3 aux pools, dropout 0.4). The "
           "aux FC takes the 4×4×128 map, so inputs must give a 14–16 grid at 4a (223–270 px "
@@ -362,31 +403,32 @@ register_model(
           "≈6.8M, it omits biases and rounds). Top-5 error 10.07% (single net, 1 crop, "
           "Table 3); 6.67% for the 7-model 144-crop ensemble.",
 )
-register_model(
-    "googlenet",
-    functools.partial(GoogLeNet, paper=False),
-    family="googlenet", paper=GOOGLENET_PAPER, year=2015, table="Table 1 (torchvision variant)",
-    min_size=15, top1=69.778, params=13_004_888, twin="torchvision:googlenet",
+_register(
+    "googlenet", GoogLeNet, {"paper": False},
+    paper=GOOGLENET_PAPER, year=2015, table="Table 1 (torchvision variant)",
+    min_size=15, top1=69.778, top1_protocol="1 crop 224", params=13_004_888, twin="torchvision:googlenet",
+    # torchvision's weights were trained on [-1, 1] inputs: its builder sets transform_input=True,
+    # which maps ImageNet-normalised input to that range inside the model; this model has no such
+    # step, so converted weights take (x - 0.5) / 0.5 directly.
+    mean=INCEPTION_MEAN, std=INCEPTION_STD,
     twin_kwargs={"aux_logits": True, "init_weights": True},
     notes="torchvision GoogLeNet: BN eps 1e-3, 3×3 conv in the '5×5' branch, adaptive aux "
           "pool; 6,624,904 params without the aux heads (aux_logits=False). top1 is "
           "torchvision's (the paper reports top-5 only).",
 )
-register_model(
-    "bn_inception",
-    BNInception,
-    family="googlenet", paper=BN_PAPER, year=2015, table="Figure 5",
-    min_size=7, top1=74.8, params=bn_inception_param_count(),
+_register(
+    "bn_inception", BNInception, {},
+    paper=BN_PAPER, year=2015, table="Figure 5",
+    min_size=7, top1=74.8, top1_protocol="1 crop 224", params=bn_inception_param_count(),
     notes="Derived count (conv weights + BN γ/β + classifier): bn_inception_param_count(). "
           "Stride-2 modules use 3×3/2 max pools with padding 1 so they align with the "
           "padded stride-2 convs at any size. top1: BN-x30, single crop (Sec. 4.2.2, Fig. 3).",
 )
-
-register_model(
-    "se_bn_inception",
-    functools.partial(BNInception, se_reduction=16),
-    family="googlenet", paper=SE_PAPER, year=2018, table="Table 2, Fig. 2",
-    min_size=7, top1=75.77, params=bn_inception_param_count() + se_param_count(bn_inception_widths()),
+_register(
+    "se_bn_inception", BNInception, {"se_reduction": 16},
+    paper=SE_PAPER, year=2018, table="Table 2, Fig. 2",
+    min_size=7, top1=75.77, top1_protocol="1 crop 224",
+    params=bn_inception_param_count() + se_param_count(bn_inception_widths()),
     notes="bn_inception with an SE block (r = 16) on each of the 10 modules (3c/4e included). "
           "Derived count: bn_inception_param_count() + Σ C·C/16 + C/16 + C/16·C + C over the "
           "module widths C = 256, 320, 576, 576, 576, 608, 608, 1056, 1024, 1024 (+646,398). "

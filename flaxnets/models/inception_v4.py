@@ -42,8 +42,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from flaxnets import layers
-from flaxnets.models.inception_v3 import SE_PAPER, inception_se, se_param_count
-from flaxnets.registry import INCEPTION_MEAN, INCEPTION_STD, register_model
+from flaxnets.layers import SE_PAPER, inception_se, se_param_count
+from flaxnets.registry import INCEPTION_MEAN, INCEPTION_STD, features, register_model
 
 ModuleDef = Any
 Array = Any
@@ -66,6 +66,10 @@ def _avg(x: Array) -> Array:
 
 
 # --- Inception-v4 blocks ----------------------------------------------------------------
+
+# ``features.<i>`` blocks whose outputs are feature maps (timm's feature_info).
+V4_TAPS = (2, 3, 9, 17, 21)
+
 
 class Mixed3a(nn.Module):
     """Stem (Fig. 3), first split: 3×3/2 max pool | 3×3/2 conv 96."""
@@ -186,6 +190,9 @@ class InceptionV4(nn.Module):
 
     Attributes:
       drop_rate: dropout before the classifier (Fig. 9: keep 0.8 → 0.2; timm's default 0).
+
+    Feature maps (``features_only``): timm's ``feature_info``, the outputs of blocks
+    :data:`V4_TAPS` (``features.2/3/9/17/21``: the last block at strides 2, 4, 8, 16, 32).
     """
 
     num_classes: int = 1000
@@ -209,7 +216,9 @@ class InceptionV4(nn.Module):
         ]
         for i, block in enumerate(blocks):
             x = block(name=f"features.{i}")(x)
-        return _head(x, self.num_classes, self.drop_rate, train, self.dtype, "last_linear")
+            if i in V4_TAPS:
+                x = layers.tap(x, f"features.{i}")
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="last_linear")
 
 
 # --- Inception-ResNet blocks ------------------------------------------------------------
@@ -306,6 +315,10 @@ class InceptionResNet(nn.Module):
       se_reduction: None → no SE; r → SE-Inception-ResNet (Hu et al. 2018): an SE block with
         reduction r on every residual branch (before scaling and addition) and on the
         output of mixed_5b (v2) and of both reduction modules.
+
+    Feature maps (``features_only``): v2 timm's ``feature_info``, the outputs of
+    ``conv2d_2b`` (stride 2), ``conv2d_4a`` (4), ``repeat`` (8), ``repeat_1`` (16) and
+    ``conv2d_7b`` (32); v1 the same names, ending with ``repeat_2`` (no 1×1 conv).
     """
 
     num_classes: int = 1000
@@ -324,10 +337,10 @@ class InceptionResNet(nn.Module):
         x = x.astype(self.dtype)
         x = unit(32, 3, strides=2, name="conv2d_1a")(x)
         x = unit(32, 3, name="conv2d_2a")(x)
-        x = unit(64, 3, padding=1, name="conv2d_2b")(x)
+        x = layers.tap(unit(64, 3, padding=1, name="conv2d_2b")(x), "conv2d_2b")
         x = layers.max_pool(x, 3, 2)
         x = unit(80, 1, name="conv2d_3b")(x)
-        x = unit(192, 3, name="conv2d_4a")(x)
+        x = layers.tap(unit(192, 3, name="conv2d_4a")(x), "conv2d_4a")
         if self.version == 2:
             x = layers.max_pool(x, 3, 2)
             x = Mixed5b(unit, se, name="mixed_5b")(x)
@@ -341,28 +354,26 @@ class InceptionResNet(nn.Module):
         block = functools.partial(ResidualInception, unit=unit, conv=conv, se_reduction=se)
         for i in range(na):
             x = block(a, sa, name=f"repeat.{i}")(x)
+        x = layers.tap(x, "repeat")  # timm's nn.Sequential of the A blocks
         x = ReductionSplit(red_a, unit, se, name="mixed_6a")(x)
         for i in range(nb):
             x = block(b, sb, name=f"repeat_1.{i}")(x)
+        x = layers.tap(x, "repeat_1")
         x = ReductionSplit(red_b, unit, se, name="mixed_7a")(x)
         for i in range(nc):
             x = block(c, sc, name=f"repeat_2.{i}")(x)
         if self.version == 2:
             x = block(c, 1.0, activate=False, name="block8")(x)
-            x = unit(1536, 1, name="conv2d_7b")(x)
-        return _head(x, self.num_classes, self.drop_rate, train, self.dtype, "classif")
+            x = layers.tap(unit(1536, 1, name="conv2d_7b")(x), "conv2d_7b")
+        else:
+            x = layers.tap(x, "repeat_2")
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="classif")
 
 
 def _unit(train: bool, dtype: Any) -> ModuleDef:
     conv = layers.make_conv(dtype)
     norm = layers.batch_norm(train, dtype, epsilon=1e-3)
     return functools.partial(layers.ConvBNAct, conv=conv, norm=norm, padding=0)
-
-
-def _head(x: Array, num_classes: int, rate: float, train: bool, dtype: Any, name: str) -> Array:
-    x = layers.global_avg_pool(x)
-    x = nn.Dropout(rate, deterministic=not train)(x)
-    return layers.make_dense(dtype)(num_classes, name=name)(x).astype(jnp.float32)
 
 
 def _count_convs(branches: Sequence[Sequence[Conv]], cin: int) -> tuple[int, int]:
@@ -396,31 +407,57 @@ def inception_resnet_v1_param_count(num_classes: int = 1000) -> int:
     return total + c * num_classes + num_classes
 
 
-register_model(
-    "inception_v4",
-    InceptionV4,
-    family="inception_v4", paper=PAPER, year=2017, table="Figs. 3-9, Table 1",
-    input_size=(299, 299, 3), min_size=75, mean=INCEPTION_MEAN, std=INCEPTION_STD,
-    top1=80.0, params=42_679_816, twin="timm:inception_v4",
+def inception_v4_anatomy(**_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of :class:`InceptionV4` (timm's feature_info)."""
+    maps = (("features.2", 64, 2), ("features.3", 160, 4), ("features.9", 384, 8),
+            ("features.17", 1024, 16), ("features.21", 1536, 32))
+    return {"num_features": 1536, "feature_info": features(*maps), "classifier": ("last_linear",),
+            "first_conv": "features.0/conv"}
+
+
+def inception_resnet_anatomy(version: int = 2, **_: Any) -> dict[str, Any]:
+    """``ModelInfo`` anatomy fields of an :class:`InceptionResNet` of ``version`` (v2: timm's
+    feature_info; v1: the same stage ends, Fig. 15 widths 256, 896, 1792)."""
+    if version == 2:
+        maps = (("conv2d_2b", 64, 2), ("conv2d_4a", 192, 4), ("repeat", 320, 8), ("repeat_1", 1088, 16),
+                ("conv2d_7b", 1536, 32))
+    else:
+        maps = (("conv2d_2b", 64, 2), ("conv2d_4a", 192, 4), ("repeat", 256, 8), ("repeat_1", 896, 16),
+                ("repeat_2", 1792, 32))
+    return {"num_features": maps[-1][1], "feature_info": features(*maps), "classifier": ("classif",),
+            "first_conv": "conv2d_1a/conv"}
+
+
+def _register(name: str, cls: type[nn.Module], arch: dict[str, Any], **info: Any) -> None:
+    """One registry row: ``arch`` are ``cls`` fields, ``info`` its metadata."""
+    anatomy = inception_v4_anatomy(**arch) if cls is InceptionV4 else inception_resnet_anatomy(**arch)
+    register_model(name, functools.partial(cls, **arch), **anatomy, family="inception_v4",
+                   input_size=(299, 299, 3), min_size=75, mean=INCEPTION_MEAN, std=INCEPTION_STD, **info)
+
+
+# Eval preprocessing: the timm twins' pretrained_cfg (tf_in1k tags: bicubic, crop 0.875 for
+# inception_v4, 0.8975 for inception_resnet_v2); inception_resnet_v1 (paper-only) the 0.875
+# default; se_inception_resnet_v2 the SENet protocol (resize 352, centre 299 crop). top1:
+# Table 2 single 299 crop (audit fidelity-2026-12 §9; SENet Table 2, §14).
+_register(
+    "inception_v4", InceptionV4, {},
+    paper=PAPER, year=2017, table="Figs. 3-9, Table 1", crop_pct=0.875, interpolation="bicubic",
+    top1=80.0, top1_protocol="1 crop 299", params=42_679_816, twin="timm:inception_v4",
     notes="top1: single model, single crop (Table 2: 20.0% top-1 / 5.0% top-5 error; "
           "Table 4, 144 crops: 17.7% / 3.8%).",
 )
-register_model(
-    "inception_resnet_v2",
-    functools.partial(InceptionResNet, version=2),
-    family="inception_v4", paper=PAPER, year=2017, table="Figs. 7, 15-19, Table 1",
-    input_size=(299, 299, 3), min_size=75, mean=INCEPTION_MEAN, std=INCEPTION_STD,
-    top1=80.1, params=55_843_464, twin="timm:inception_resnet_v2",
+_register(
+    "inception_resnet_v2", InceptionResNet, {"version": 2},
+    paper=PAPER, year=2017, table="Figs. 7, 15-19, Table 1", crop_pct=0.8975, interpolation="bicubic",
+    top1=80.1, top1_protocol="1 crop 299", params=55_843_464, twin="timm:inception_resnet_v2",
     notes="timm / released-checkpoint layout: the stem is Inception-v3's + Mixed_5b (320 "
           "channels) rather than Fig. 3, and a final linear block8 + 1×1 conv to 1536. top1: "
           "single crop (Table 2: 19.9% / 4.9% error; 144 crops, Table 4: 17.8% / 3.7%).",
 )
-register_model(
-    "inception_resnet_v1",
-    functools.partial(InceptionResNet, version=1),
-    family="inception_v4", paper=PAPER, year=2017, table="Figs. 10-15, Table 1",
-    input_size=(299, 299, 3), min_size=75, mean=INCEPTION_MEAN, std=INCEPTION_STD,
-    top1=78.7, params=inception_resnet_v1_param_count(),
+_register(
+    "inception_resnet_v1", InceptionResNet, {"version": 1},
+    paper=PAPER, year=2017, table="Figs. 10-15, Table 1",
+    top1=78.7, top1_protocol="1 crop 299", params=inception_resnet_v1_param_count(),
     notes="Paper-only network; derived count inception_resnet_v1_param_count() (the paper "
           "gives none). Residual scales default to v2's (0.17, 0.10, 0.20). top1: single "
           "crop (Table 2: 21.3% / 5.5% error).",
@@ -430,16 +467,15 @@ register_model(
 # block17 (1088), mixed_7a + 9 block8 + the final block8 (2080).
 SE_INCEPTION_RESNET_V2_WIDTHS = [320] * 11 + [1088] * 21 + [2080] * 11
 
-register_model(
-    "se_inception_resnet_v2",
-    functools.partial(InceptionResNet, version=2, se_reduction=16),
-    family="inception_v4", paper=SE_PAPER, year=2018, table="Table 2, Figs. 2-3, Sec. 3.3",
-    input_size=(299, 299, 3), min_size=75, mean=INCEPTION_MEAN, std=INCEPTION_STD,
-    top1=80.20, params=55_843_464 + se_param_count(SE_INCEPTION_RESNET_V2_WIDTHS),
+_register(
+    "se_inception_resnet_v2", InceptionResNet, {"version": 2, "se_reduction": 16},
+    paper=SE_PAPER, year=2018, table="Table 2, Figs. 2-3, Sec. 3.3", crop_pct=299 / 352,
+    top1=80.20, top1_protocol="1 crop 299", params=55_843_464 + se_param_count(SE_INCEPTION_RESNET_V2_WIDTHS),
     notes="inception_resnet_v2 (timm layout) with 43 SE blocks (r = 16): on every residual "
           "branch after its 1×1 projection, before scaling and addition, and on the outputs of "
           "mixed_5b, mixed_6a and mixed_7a. Derived count: inception_resnet_v2's 55,843,464 + "
           "Σ C·C/16 + C/16 + C/16·C + C over C = 320 ×11, 1088 ×21, 2080 ×11 (+9,249,254) = "
           "65,092,718. top1: Table 2, single 299 crop (19.80% / 4.79% top-1/top-5 error; "
-          "the authors' re-implemented Inception-ResNet-v2 baseline: 20.37% / 5.21%).",
+          "the authors' re-implemented Inception-ResNet-v2 baseline: 20.37% / 5.21%; "
+          "evaluated at a 299 centre crop of the image resized to 352).",
 )
