@@ -66,10 +66,17 @@ def summary(name: str, input_size: tuple[int, int, int] | None = None, flops: bo
     # Record every submodule call in execution order (children finish before parents).
     rows: list[tuple[str, tuple[int, ...], int]] = []
 
+    active: list = []  # modules whose methods are running (a subclass calling super() nests)
+
     def record(next_fun, args, kwargs, context):
-        out = next_fun(*args, **kwargs)
         module = context.module
-        if context.method_name == "__call__" and module.path and hasattr(out, "shape"):
+        nested = bool(active) and active[-1] is module
+        active.append(module)
+        try:
+            out = next_fun(*args, **kwargs)
+        finally:
+            active.pop()
+        if not nested and context.method_name == "__call__" and module.path and hasattr(out, "shape"):
             if depth is None or len(module.path) <= depth:
                 rows.append(("/".join(module.path), tuple(out.shape), subtree(tuple(module.path))))
         return out

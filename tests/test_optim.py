@@ -233,4 +233,4 @@ def test_lightweight_recipes_schedules_and_depthwise_decay() -> None:
     assert len(on(depthwise)) == 13  # MobileNet v1's 13 depthwise separable blocks
     assert on(rest) and not on(rest) & on(depthwise) and all("kernel" in k for k in on(rest))
     # MobileNet v2 keeps one rate for every kernel.
-    assert len(optim.weight_decay_groups(recipe("mobilenet_v2_100"), params)) == 1
+    assert len(optim.weight_decay_groups(recipe("mobilenet_v2"), params)) == 1
