@@ -78,6 +78,7 @@ class ModelInfo:
       feature_info: the maps ``features_only=True`` returns, in order (:class:`FeatureInfo`).
       classifier: module paths (``layers.module_path`` form) of the classifier and of every
         auxiliary head: what a new ``num_classes`` re-initialises and ``num_classes=0`` drops.
+        The first entry is the layer that outputs the logits.
       first_conv: module path of the first convolution (adapted for other input channels).
       aux_loss_weight: weight of the auxiliary heads' losses; ``has_aux`` is derived from it.
       dense_eval: how to build the model's fully-convolutional (dense) evaluation, which runs

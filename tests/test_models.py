@@ -107,6 +107,8 @@ def test_param_count_and_anatomy(name: str) -> None:
     under = {p for p in full if layers.path_matches(p, info.classifier)}
     assert gone == under, f"removed {sorted(gone - under)[:5]}, classifier-only {sorted(under - gone)[:5]}"
     assert all(any(layers.path_matches(p, [c]) for p in gone) for c in info.classifier)
+    # classifier[0] outputs the logits (weight loading reads the class count from it).
+    assert any(s[-1] == info.num_classes for p, s in full.items() if layers.path_matches(p, info.classifier[:1]))
     kernel = full.get(info.first_conv)
     assert kernel is not None and len(kernel) == 4 and kernel[2] == c, f"first_conv {info.first_conv}: {kernel}"
     # features_only: the stated channels and reductions, with the classifier model's variables.
@@ -178,3 +180,4 @@ def test_train_and_eval_behaviour(name: str) -> None:
     scale = float(np.max(np.abs(eval_logits)))
     err = float(np.max(np.abs(np.asarray(bf16, np.float32) - eval_logits)))
     assert err <= 0.1 * scale, f"bfloat16 logits within 10 % of the float32 range (error {err:.3g}, range {scale:.3g})"
+

@@ -165,7 +165,7 @@ def ghostnet_anatomy(width: float = 1.0, **_: Any) -> dict[str, Any]:
             r *= stride
             maps.append((f"blocks.{i}", layers.make_divisible(stage[-1][2] * width, 4), r))
     return {"num_features": layers.make_divisible(GHOSTNET_CFG[-1][-1][1] * width, 4),
-            "feature_info": features(*maps), "classifier": ("conv_head", "classifier"),
+            "feature_info": features(*maps), "classifier": ("classifier", "conv_head"),
             "first_conv": "conv_stem"}
 
 
