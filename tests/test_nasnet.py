@@ -50,7 +50,9 @@ def derived_params(n: int, penultimate: int, stem: int, classes: int = 1000) -> 
         if stage:  # reduction cell: two adjusts, sep 5/7/7/5 stride 2 and sep 3
             total += _adjust(prev, f) + _adjust(cur, f) + 2 * _sep(f, f, 5) + 2 * _sep(f, f, 7)
             total += _sep(f, f, 3)
-            cur = 4 * f  # the next cell's x_prev stays the reduction cell's own x_prev
+            # The next cell's x_prev is the reduction cell's own x_prev (large) or its input
+            # (mobile): both are normal-cell outputs of the previous stage, 6 × f/2 wide.
+            cur = 4 * f
         for j in range(n):
             # normal cell: adjust both inputs (factorized when x_prev is twice as large),
             # sep 5/3 (comb 0), sep 5/3 (comb 1), sep 3 (comb 4); pools and identities are free.
@@ -95,6 +97,78 @@ def test_mobile_structure_and_feature_sizes() -> None:
     assert got == {"cell_3": (1, 28, 28, 264), "cell_7": (1, 14, 14, 528), "cell_11": (1, 7, 7, 1056)}
 
 
+def _reference_wiring(cells_per_stage: int, skip_reduction_layer_input: bool) -> dict[str, tuple[str, str]]:
+    """(input, previous-previous input) of every cell, traced with the list logic of TF-slim's
+    ``_imagenet_stem`` and ``_build_nasnet_base`` (research/slim/nets/nasnet/nasnet.py) and
+    ``nasnet_utils.calc_reduction_layers``; names are ours, "conv0" is the stem conv."""
+    num_cells = 3 * cells_per_stage  # TF-slim counts the normal cells of all stages
+    reduction_indices = [int(p / 3 * num_cells) for p in (1, 2)]
+    wiring, outputs, net = {}, [None, "conv0"], "conv0"
+    for i in range(2):
+        wiring[f"cell_stem_{i}"] = (net, outputs[-2])
+        net = f"cell_stem_{i}"
+        outputs.append(net)
+    prev_layer = None
+    for cell_num in range(num_cells):
+        if skip_reduction_layer_input:
+            prev_layer = outputs[-2]
+        if cell_num in reduction_indices:
+            name = f"reduction_cell_{reduction_indices.index(cell_num)}"
+            wiring[name] = (net, outputs[-2])
+            net = name
+            outputs.append(net)
+        if not skip_reduction_layer_input:
+            prev_layer = outputs[-2]
+        wiring[f"cell_{cell_num}"] = (net, prev_layer)
+        net = f"cell_{cell_num}"
+        outputs.append(net)
+    return wiring
+
+
+@pytest.mark.parametrize("name,skip", [("nasnetalarge", True), ("nasnetamobile", False)])
+def test_cell_wiring_matches_tf_slim(name: str, skip: bool) -> None:
+    """Each cell's two inputs are the tensors TF-slim feeds it: the registered large model uses
+    ``skip_reduction_layer_input=1`` and the mobile one 0 (``large_/mobile_imagenet_config``).
+    A small instance (2 cells per stage) keeps the registered wiring; inputs are identified as
+    the very tensors the stem conv and the cells returned."""
+    import flax.linen as nn
+
+    from flaxnets.models.nasnet import NormalCell, ReductionCell
+
+    model = flaxnets.create_model(name, num_classes=10, num_cells=2, penultimate_filters=192, stem_filters=8)
+    seen: dict[str, tuple] = {}
+
+    def record(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if context.method_name == "__call__" and isinstance(context.module, (NormalCell, ReductionCell)):
+            seen[context.module.name] = (tuple(args) + (None,))[:2], out
+        return out
+
+    def trace(x):  # abstract trace: tensors are identified by object identity, nothing runs
+        variables = model.init(jax.random.PRNGKey(1), x)
+        seen.clear()
+        with nn.intercept_methods(record):
+            model.apply(variables, x)
+        outputs = {k: out for k, (_, out) in seen.items()}
+        outputs["conv0"] = seen["cell_stem_0"][0][0]  # the stem conv output feeds stem cell 0
+
+        def which(a) -> str | None:
+            hits = [k for k, v in outputs.items() if v is a]
+            assert len(hits) <= 1 and (hits or a is None), hits
+            return hits[0] if hits else None
+
+        got.update({k: (which(a), which(b)) for k, ((a, b), _) in seen.items()})
+        return x
+
+    got: dict[str, tuple] = {}
+    jax.eval_shape(trace, jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32))
+    expected = _reference_wiring(2, skip)
+    assert got == expected
+    # The two settings differ exactly at the first normal cell after each reduction.
+    other = _reference_wiring(2, not skip)
+    assert {k for k in expected if expected[k] != other[k]} == {"cell_2", "cell_4"}
+
+
 def test_tf_same_pads() -> None:
     for size in range(5, 40):
         for k in (3, 5, 7):
@@ -117,7 +191,7 @@ def test_generic_widths_match_timm_code() -> None:
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
                 m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-    kw = dict(num_classes=10, num_cells=6)
+    kw = dict(num_classes=10, num_cells=6, skip_reduction_layer_input=True)  # timm: the large wiring
     variables = flaxnets.from_torch("nasnetamobile", twin.state_dict(), **kw)
     assert count_params(variables["params"]) == sum(p.numel() for p in twin.parameters())
     x = np.random.default_rng(0).standard_normal((2, 3, 45, 51)).astype(np.float32)

@@ -20,8 +20,12 @@ in every numerical detail, so its weights convert 1:1 (module names ``conv0.conv
     padding split with the extra pixel at the bottom/right, the zeros counted by the
     average pools); stride-1 ones pad symmetrically and their 3×3 average pools do not
     count the padding;
-  * the cell after a reduction cell takes the reduction cell's own previous input
-    (TF-slim's ``skip_reduction_layer_input``) and reduces it with the factorized path;
+  * the first normal cell after a reduction cell takes, as its previous-previous input,
+    either the reduction cell's own previous input (TF-slim ``skip_reduction_layer_input=1``,
+    ``large_imagenet_config``: NASNet-A Large) or the reduction cell's current input, the
+    output of the stage's last normal cell (``skip_reduction_layer_input=0``,
+    ``mobile_imagenet_config``: NASNet-A Mobile); either way it has twice the resolution
+    and is reduced with the factorized path (same parameter count, different network);
   * BatchNorm eps 1e-3, PyTorch momentum 0.1.
 
 There is no twin for NASNet-A mobile (timm 1.0.31 only has ``nasnetalarge``): it is the
@@ -232,6 +236,10 @@ class NASNetA(nn.Module):
       drop_rate: dropout before the classifier (0.5 in the reference training setup;
         only active with ``train=True``).
       act: final activation before pooling.
+      skip_reduction_layer_input: TF-slim's flag of that name (``research/slim/nets/nasnet/
+        nasnet.py``, ``_build_nasnet_base``): True (large config: 1) feeds the first normal
+        cell after a reduction the reduction cell's previous-previous input; False (mobile
+        config: 0) feeds it the reduction cell's current input.
 
     Feature maps (``features_only``), timm's ``feature_info`` points: the stem conv (+BN,
     ``conv0``), the ReLU-activated inputs of ``cell_stem_1`` and of the two reduction cells
@@ -245,6 +253,7 @@ class NASNetA(nn.Module):
     drop_rate: float = 0.5
     num_classes: int = 1000
     act: Callable = nn.relu
+    skip_reduction_layer_input: bool = True
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -261,9 +270,15 @@ class NASNetA(nn.Module):
         prev, cur = s0, s1
         for stage in range(3):
             f = c * 2**stage
-            if stage > 0:  # the reduction cell; the next cell skips its output as x_prev
-                cur = ReductionCell(f, conv, norm, tap=f"reduction_cell_{stage - 1}.conv_1x1.act",
-                                    name=f"reduction_cell_{stage - 1}")(cur, prev)
+            if stage > 0:  # the reduction cell, on (cur, prev)
+                reduced = ReductionCell(f, conv, norm, tap=f"reduction_cell_{stage - 1}.conv_1x1.act",
+                                        name=f"reduction_cell_{stage - 1}")(cur, prev)
+                # TF-slim: with skip_reduction_layer_input=1 the next cell's prev_layer was
+                # taken before the reduction output was appended (the reduction cell's own
+                # prev); with 0, after it (the reduction cell's input ``cur``).
+                if not self.skip_reduction_layer_input:
+                    prev = cur
+                cur = reduced
             for j in range(self.num_cells):
                 idx = stage * self.num_cells + j
                 out = NormalCell(f, conv, norm, first=j == 0, name=f"cell_{idx}")(cur, prev)
@@ -299,8 +314,11 @@ _register("nasnetalarge", dict(num_cells=6, penultimate_filters=4032, stem_filte
           twin_sizes=((67, 97),),
           notes="NASNet-A (6 @ 4032). timm/TF-slim port: TF 'SAME' padding at stride 2. The paper "
                 "counts 88.9M (with its auxiliary head, not part of the twin).")
-_register("nasnetamobile", dict(num_cells=4, penultimate_filters=1056, stem_filters=32),
+# Wiring: TF-slim nasnet.py large_imagenet_config skip_reduction_layer_input=1,
+# mobile_imagenet_config skip_reduction_layer_input=0 (pinned in tests/test_nasnet.py).
+_register("nasnetamobile", dict(num_cells=4, penultimate_filters=1056, stem_filters=32,
+                                skip_reduction_layer_input=False),
           table="Fig. 2, Fig. 4, Appendix A, Table 3", input_size=(224, 224, 3), crop_pct=0.875,
           top1=74.0, top1_protocol="1 crop 224", params=5_289_978,
           notes="NASNet-A (4 @ 1056), no twin in timm; count derived in tests/test_nasnet.py "
-                "(paper: 5.3M).")
+                "(paper: 5.3M). TF-slim mobile wiring (skip_reduction_layer_input=0).")
