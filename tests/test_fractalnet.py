@@ -49,6 +49,41 @@ def test_derived_param_count() -> None:
     assert count_params(v["params"]) == fractal_param_count((4, 8), 3, num_classes=5)
 
 
+def _generator_count(columns: int, filters=(64, 128, 256, 512, 512), classes: int = 10) -> int:
+    """Parameters of the authors' Caffe network (gustavla/fractalnet ``generation/fractalnet.py``
+    walked step by step: column c (0 = shallowest) convolves at steps ``step`` with
+    ``(step + 1) % 2^(C-1-c) == 0``; ``globals.crox``: 3×3 conv with bias, BatchNorm with no
+    learned parameters, InnerProduct with bias)."""
+    total, c_in = 0, 3
+    for f in filters:
+        bottoms = [c_in] * columns  # each column's current input width
+        for step in range(2 ** (columns - 1)):
+            for c in range(columns):
+                if (step + 1) % 2 ** (columns - 1 - c) == 0:
+                    total += 9 * bottoms[c] * f + f
+                    bottoms[c] = f
+        c_in = f
+    return total + c_in * classes + classes
+
+
+def test_counts_against_table_1_and_the_authors_code() -> None:
+    """Table 1 quotes 38.6M (20 layers, C = 3) and 22.9M (40 layers, C = 4). The widths of
+    Sec. 4 and of the authors' generator give 33.7M / 76.1M with our units (conv without
+    bias + BN scale/shift) and 33.71M / 76.08M with theirs (conv bias, BN without affine):
+    the difference between the two unit conventions is 2·c − c per conv, i.e. c per conv."""
+    ours20 = flaxnets.model_info("fractalnet20_cifar").params
+    ours40 = flaxnets.model_info("fractalnet_cifar").params
+    assert ours20 == fractal_param_count((64, 128, 256, 512, 512), 3) == 33_724_618
+    assert ours40 == 76_106_634
+    per_conv_c = sum(c for c in (64, 128, 256, 512, 512))
+    assert ours20 - _generator_count(3) == 7 * per_conv_c  # 2^3 − 1 convs per block
+    assert ours40 - _generator_count(4) == 15 * per_conv_c
+    # Neither convention reproduces Table 1: 38.6M − 33.7M ≈ 4.9M, and 22.9M < the C = 3 count.
+    assert abs(_generator_count(3) - 38.6e6) > 4.8e6 and _generator_count(4) > 3 * 22.9e6
+    assert count_params(jax.eval_shape(lambda: flaxnets.create_model("fractalnet20_cifar").init(
+        jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3))))["params"]) == ours20
+
+
 def _unit(p, s, z):
     y = jax.lax.conv_general_dilated(z, p["conv"]["kernel"], (1, 1), ((1, 1), (1, 1)),
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
