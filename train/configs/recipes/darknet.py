@@ -11,12 +11,13 @@ with scale/aspect jitter, small rotations and hue/saturation/exposure jitter.
 steps. Approximations: Darknet's burn-in ramps as (t/1000)^4 and its poly counts from step 0;
 here the burn-in is a 0.1-epoch linear warm-up followed by poly-4 over the remaining steps,
 and the crop jitter is the random-resized crop; rotations and colour jitter are not
-reproduced.
+reproduced. Evaluation: ``validate_classifier_single`` (examples/classifier.c) resizes the
+full central square to 256 (``center_crop_image``): crop ratio 1.0.
 """
 
 RECIPES = {
     "darknet53*": dict(optimizer="sgd", learning_rate=0.1, lr_batch_denom=128, batch_size=128,
                        momentum=0.9, nesterov=False, weight_decay=5e-4, num_epochs=80.0,
                        schedule="poly", poly_power=4.0, warmup_epochs=0.1, image_size=256,
-                       train_crop="random_resized"),
+                       train_crop="random_resized", eval_crop_ratio=1.0),
 }

@@ -8,13 +8,20 @@ not given in the v1 paper; the v2 paper (Sec. 6.1) says it followed the v1 setup
 decayed ×0.98 per epoch, weight decay 4e-5, batch 96 per asynchronous worker. The
 depthwise filters get no weight decay (``depthwise_weight_decay=0``: kernels of shape
 (k, k, 1, C)); the v1 paper allows "very little or no", we take "no". RMSProp momentum is
-not stated for v1 (Inception-v3's RMSProp has none), so it is 0 for v1.
+not stated for v1; "similar to Inception V3" points to Google's Inception references, which
+use RMSPROP_MOMENTUM = 0.9 (research/inception/inception_train.py, tpu inception_v3.py), as
+does the v2 paper: 0.9.
 Reported top-1 (Table 6/7): 1.0 MobileNet-224 70.6, 0.75 68.4, 0.5 63.7, 0.25 50.6;
 ρ: 192 → 69.1, 160 → 67.2, 128 → 64.4 (α = 1).
 
 MobileNet v2 (Sandler et al. 2018, Sec. 6.1): RMSProp decay 0.9 and momentum 0.9, BN after
 every layer, weight decay 4e-5, lr 0.045 × 0.98 per epoch, 16 asynchronous workers with
-batch 96 each (lr given per batch of 96 here). Reported top-1 (Table 4): 72.0 (1.0),
+batch 96 each (lr given per batch of 96 here). EMA of the weights, decay 0.9999: the official
+training flags (tensorflow/models research/slim/nets/mobilenet/README.md,
+``--moving_average_decay=0.9999``); slim's train_image_classifier.py averages
+``slim.get_model_variables()`` (BN moving statistics included) with
+``tf.train.ExponentialMovingAverage(decay, global_step)``, i.e. the ``"tf"`` warm-up.
+Reported top-1 (Table 4): 72.0 (1.0),
 74.7 (1.4); torchvision's ``mobilenet_v2`` weights: 71.88 / 90.29.
 """
 
@@ -23,6 +30,6 @@ _RMSPROP = dict(optimizer="rmsprop", rmsprop_decay=0.9, rmsprop_eps=1.0, learnin
                 decay_epochs=1.0, weight_decay=4e-5, label_smoothing=0.0)
 
 RECIPES = {
-    "mobilenetv1_*": dict(_RMSPROP, momentum=0.0, depthwise_weight_decay=0.0),
-    "mobilenet_v2*": dict(_RMSPROP, momentum=0.9),
+    "mobilenetv1_*": dict(_RMSPROP, momentum=0.9, depthwise_weight_decay=0.0),
+    "mobilenet_v2*": dict(_RMSPROP, momentum=0.9, ema_decay=0.9999, ema_warmup="tf"),
 }
