@@ -12,13 +12,27 @@ temporaries, exact for the program) and, on accelerators, the device's peak byte
 for torch, ``torch.cuda.max_memory_allocated`` on GPU, otherwise the process's peak RSS
 during the steps minus its RSS before them (includes allocator slack; ``n/a`` when the steps
 stay below an earlier high-water mark of the process, e.g. tiny inputs).
+
+The zoo table (``--family-representatives`` or model globs with ``--table``): every (model,
+mode, side) runs in a fresh process of its own, flax and torch alternate (the order flips
+each repeat) and the whole sweep repeats ``--repeats`` times, so load from other processes
+shows up as spread rather than as a bias against one side. It writes a CSV and the table
+between this device's markers in ``BENCHMARKS.md``, headed by the command that made it.
+
+    python benchmarks/bench.py --family-representatives --table --batch 16 --steps 3 --repeats 2
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import fnmatch
+import json
 import multiprocessing as mp
 import resource
+import shlex
+import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -85,6 +99,9 @@ def bench_jax(name: str, batch: int, size: int, steps: int, train: bool, dtype: 
     t0 = time.perf_counter()
     compiled = fn.lower(*args).compile()
     out = {"compile_s": time.perf_counter() - t0, "img_s": None, "peak_mb": None, "temp_mb": None, "total_mb": None}
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    out["gflops"] = float(cost.get("flops", 0.0)) / 1e9 / batch if cost else None  # per image
     mem = compiled.memory_analysis()
     if mem is not None:
         out["temp_mb"] = mem.temp_size_in_bytes / 2**20
@@ -172,9 +189,139 @@ def fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+# One model per family (issue 13), at batch 16 unless listed: nasnetalarge at 331² is run small.
+REPRESENTATIVES: dict[str, int | None] = {
+    "resnet50": None, "mobilenet_v2": None, "efficientnet_b0": None, "shufflenet_v2_x1_0": None,
+    "resnet18": None, "vgg16": None, "densenet121": None, "inception_v3": None, "resnext50_32x4d": None,
+    "squeezenet1_1": None, "ghostnet_100": None, "darknet53": None, "nasnetalarge": 4, "seresnet50": None,
+    "googlenet": None,
+}
+# Dense bf16/fp16 tensor-core peak FLOP/s per device kind, for MFU. H100/H200 SXM: 989.4 TFLOPS
+# bf16 dense (NVIDIA H100 Tensor Core GPU datasheet; H200 datasheet lists the same compute).
+PEAK_FLOPS = {"NVIDIA H100 80GB HBM3": 989.4e12, "NVIDIA H200": 989.4e12}
+
+
+def _one(side: str, name: str, mode: str, batch: int, size: int, steps: int, dtype: str) -> dict:
+    """One measurement in this process (called in a fresh child by :func:`table`)."""
+    if side == "flax":
+        r = bench_jax(name, batch, size, steps, mode == "train", dtype)
+        stats = jax.devices()[0].memory_stats() or {}
+        r["device"] = jax.devices()[0].device_kind
+        r["has_peak"] = "peak_bytes_in_use" in stats
+        return r
+    return bench_torch(name, batch, size, steps, mode == "train") or {}
+
+
+def _child(side: str, name: str, mode: str, batch: int, size: int, steps: int, dtype: str) -> dict:
+    cmd = [sys.executable, __file__, "--one", side, mode, name, "--batch", str(batch), "--size", str(size),
+           "--steps", str(steps), "--dtype", dtype]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"  {name} {mode} {side} failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
+        return {}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _med(v: list[float]) -> float | None:
+    return statistics.median(v) if v else None
+
+
+def table(names: list[str], batches: dict[str, int | None], a: argparse.Namespace, command: str) -> list[dict]:
+    """Fresh-process, alternated, repeated flax/torch sweep; returns one row per model."""
+    runs: dict = {}
+    rows = []
+    for name in names:  # the table is rewritten after each model, so a cut-short sweep still reports
+        size = a.size or flaxnets.model_info(name).input_size[0]
+        batch = batches.get(name) or a.batch
+        for rep in range(a.repeats):
+            sides = ("flax", "torch") if rep % 2 == 0 else ("torch", "flax")
+            for mode in ("eval", "train"):
+                for side in sides:
+                    if side == "torch" and (a.no_torch or not flaxnets.model_info(name).twin):
+                        continue
+                    r = _child(side, name, mode, batch, size, a.steps, a.dtype)
+                    runs.setdefault((name, mode, side), []).append(r)
+                    print(f"rep {rep} {name:<20}{mode:<6}{side:<6}{fmt(r.get('img_s'), '.1f'):>8} img/s", flush=True)
+        row: dict[str, Any] = {"model": name, "batch": batches.get(name) or a.batch,
+                               "size": a.size or flaxnets.model_info(name).input_size[0]}
+        for mode in ("eval", "train"):
+            f, t = runs.get((name, mode, "flax"), []), runs.get((name, mode, "torch"), [])
+            fi = [r["img_s"] for r in f if r.get("img_s")]
+            ti = [r["img_s"] for r in t if r.get("img_s")]
+            ratios = [x["img_s"] / y["img_s"] for x, y in zip(f, t, strict=False) if x.get("img_s") and y.get("img_s")]
+            row[f"{mode}_flax"], row[f"{mode}_torch"] = _med(fi), _med(ti)
+            row[f"{mode}_ratio"] = (row[f"{mode}_flax"] / row[f"{mode}_torch"]) if fi and ti else None
+            row[f"{mode}_ratio_min"] = min(ratios) if ratios else None
+            row[f"{mode}_ratio_max"] = max(ratios) if ratios else None
+            row[f"{mode}_flax_mb"] = _med([r["peak_mb"] for r in f if r.get("peak_mb")])
+            row[f"{mode}_torch_mb"] = _med([r["peak_mb"] for r in t if r.get("peak_mb")])
+            row[f"{mode}_compile_s"] = _med([r["compile_s"] for r in f if r.get("compile_s")])
+            if mode == "eval":
+                row["gflops"] = _med([r["gflops"] for r in f if r.get("gflops")])
+        kind = next((r.get("device") for r in runs.get((name, "train", "flax"), []) if r.get("device")), None)
+        peak = PEAK_FLOPS.get(kind or "")
+        # MFU: 3× the forward FLOPs per image (forward + backward ≈ 2× forward) at the train rate.
+        row["mfu"] = (3 * row["gflops"] * 1e9 * row["train_flax"] / peak
+                      if peak and row.get("gflops") and row.get("train_flax") else None)
+        rows.append(row)
+        write_table(rows, a, command)
+    return rows
+
+
+def write_table(rows: list[dict], a: argparse.Namespace, command: str) -> None:
+    """CSV next to the script and this device/dtype's section of BENCHMARKS.md."""
+    device = f"{jax.devices()[0].platform}-{a.dtype}"
+    root = Path(__file__).resolve().parents[1]
+    csv_path = root / "benchmarks" / f"results-{device}.csv"
+    with open(csv_path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+    def ratio(r: dict, m: str) -> str:
+        if r.get(f"{m}_ratio") is None:
+            return "n/a"
+        return f"**{r[f'{m}_ratio']:.2f}** ({r[f'{m}_ratio_min']:.2f}–{r[f'{m}_ratio_max']:.2f})"
+
+    lines = [f"<!-- bench:{device} start -->", f"`{command}`", "",
+             f"Device: {jax.devices()[0].device_kind}; {a.dtype}; {a.steps} timed steps after one warm-up; "
+             f"{a.repeats} repeats, each side in a fresh process, flax/torch order alternating. Ratio = median "
+             "flax img/s / median torch img/s (range: per-repeat ratios). Peak MB: flax = XLA buffer assignment "
+             "(args + outputs + temps) or device peak; torch = RSS growth (CPU) or max allocated (GPU).", "",
+             "| model | batch | eval flax | eval torch | eval ratio | train flax | train torch | train ratio "
+             "| train compile s | train peak MB flax / torch | GFLOPs/img | MFU |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {fmt(r['eval_flax'], '.1f')} | {fmt(r['eval_torch'], '.1f')} | "
+            f"{ratio(r, 'eval')} | {fmt(r['train_flax'], '.1f')} | {fmt(r['train_torch'], '.1f')} | "
+            f"{ratio(r, 'train')} | {fmt(r['train_compile_s'], '.1f')} | {fmt(r['train_flax_mb'], '.0f')} / "
+            f"{fmt(r['train_torch_mb'], '.0f')} | {fmt(r['gflops'], '.2f')} | "
+            f"{'n/a' if r['mfu'] is None else format(r['mfu'], '.1%')} |")
+    lines.append(f"<!-- bench:{device} end -->")
+    if len(rows) < len(a.all_names):
+        lines.insert(-1, f"\n(partial: {len(rows)} of {len(a.all_names)} models measured so far)")
+    block = "\n".join(lines)
+    md = root / "BENCHMARKS.md"
+    text = md.read_text() if md.exists() else "# Benchmarks\n"
+    start, end = f"<!-- bench:{device} start -->", f"<!-- bench:{device} end -->"
+    if start in text and end in text:
+        text = text[:text.index(start)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    md.write_text(text)
+    print(block)
+    print(f"wrote {csv_path} and {md}")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("models", nargs="+")
+    p.add_argument("models", nargs="*", help="names or globs (e.g. 'resnet*')")
+    p.add_argument("--family-representatives", action="store_true", help="one model per family (issue 13)")
+    p.add_argument("--table", action="store_true", help="fresh processes, alternated, repeated; writes "
+                   "BENCHMARKS.md and a CSV")
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--one", nargs=2, metavar=("SIDE", "MODE"), help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--size", type=int, default=None, help="input side (default: the model's)")
     p.add_argument("--steps", type=int, default=10)
@@ -183,6 +330,26 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--torch-compile", action="store_true")
     p.add_argument("--no-torch", action="store_true")
     a = p.parse_args(argv)
+    if a.one:
+        side, mode = a.one
+        print(json.dumps(_one(side, a.models[0], mode, a.batch, a.size, a.steps, a.dtype)))
+        return
+    known = flaxnets.list_models()
+    names: list[str] = list(REPRESENTATIVES) if a.family_representatives else []
+    for pat in a.models:
+        hits = [n for n in known if fnmatch.fnmatch(n, pat)]
+        if not hits:
+            sys.exit(f"bench: no registered model matches {pat!r}")
+        names += [n for n in hits if n not in names]
+    if not names:
+        sys.exit("bench: give model names/globs or --family-representatives")
+    if a.table:
+        a.all_names = names
+        command = "python benchmarks/bench.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+        batches = REPRESENTATIVES if a.family_representatives else {}
+        table(names, batches, a, command)
+        return
+    a.models = names
     modes = ("eval", "train") if a.mode == "both" else (a.mode,)
     print(f"device: {jax.devices()[0].device_kind} ×{jax.device_count()}  batch {a.batch}  dtype {a.dtype}")
     print(f"{'model':<22}{'mode':<6}{'impl':<8}{'compile/1st s':>14}{'img/s':>10}{'peak MB':>10}")

@@ -18,6 +18,7 @@ import contextvars
 import fnmatch
 import functools
 import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -201,9 +202,191 @@ def classifier_head(
     return make_dense(dtype)(num_classes, name=name)(x).astype(jnp.float32)
 
 
+# --- Convolution, formulated per backend ------------------------------------------------
+# XLA:CPU runs grouped/depthwise convolutions (feature_group_count > 1) and 1×1 convolutions
+# far slower than plain arithmetic does (BENCHMARKS.md has the op timings): on CPU a 1×1
+# conv is a matmul over the channel axis, a depthwise conv is k×k shifted multiply-adds and a
+# grouped conv is one batched matmul per tap. GPU/TPU keep XLA's native convolution. The
+# choice is made per platform with ``jax.lax.platform_dependent``, so a model exported for
+# several platforms keeps the accelerator path. Parameters are untouched (same names, same
+# HWIO kernels): only the arithmetic differs.
+CONV_IMPLS = ("auto", "native", "cpu")
+_CONV_IMPL: contextvars.ContextVar[str | None] = contextvars.ContextVar("flaxnets_conv_impl", default=None)
+
+
+def _current_conv_impl() -> str:
+    impl = _CONV_IMPL.get() or os.environ.get("FLAXNETS_CONV") or "auto"
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"FLAXNETS_CONV={impl!r}: expected one of {CONV_IMPLS}")
+    return impl
+
+
+@contextlib.contextmanager
+def conv_impl(impl: str) -> Iterator[None]:
+    """Force the convolution formulation while tracing: ``auto`` (per platform), ``native``
+    (``lax.conv_general_dilated`` everywhere) or ``cpu`` (the CPU formulations everywhere).
+
+    Read at trace time (jitted functions already traced keep theirs); the environment
+    variable ``FLAXNETS_CONV`` sets the default. Used by the tests to cover both paths.
+    """
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"conv impl {impl!r}: expected one of {CONV_IMPLS}")
+    token = _CONV_IMPL.set(impl)
+    try:
+        yield
+    finally:
+        _CONV_IMPL.reset(token)
+
+
+def _pair(v: Any, default: int = 1) -> tuple[int, int]:
+    if v is None:
+        return (default, default)
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _tap(x: Array, i: int, j: int, out_hw: tuple[int, int], strides: tuple[int, int]) -> Array:
+    """The strided window of ``x`` (NHWC) that kernel tap (i, j) sees, one row per output pixel."""
+    (ho, wo), (sh, sw) = out_hw, strides
+    return jax.lax.slice(x, (0, i, j, 0), (x.shape[0], i + (ho - 1) * sh + 1, j + (wo - 1) * sw + 1, x.shape[3]),
+                         (1, sh, sw, 1))
+
+
+def _conv_cpu(x: Array, k: Array, strides: tuple[int, int], padding: Sequence[tuple[int, int]],
+              dilation: tuple[int, int], groups: int, precision: Any) -> Array:
+    """NHWC×HWIO convolution without ``conv_general_dilated`` (see above); same result."""
+    kh, kw, cin_g, cout = k.shape
+    acc = jnp.promote_types(x.dtype, jnp.float32)  # accumulate taps in ≥ float32 (bf16 inputs)
+    x = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0))) if any(map(any, padding)) else x
+    dh, dw = dilation
+    ho = (x.shape[1] - (kh - 1) * dh - 1) // strides[0] + 1
+    wo = (x.shape[2] - (kw - 1) * dw - 1) // strides[1] + 1
+    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    if groups == 1:  # dense: a matmul over channels per tap (kernel 1×1: exactly one)
+        y = None
+        for i, j in taps:
+            t = jax.lax.dot_general(_tap(x, i * dh, j * dw, (ho, wo), strides), k[i, j],
+                                    (((3,), (0,)), ((), ())), precision=precision, preferred_element_type=acc)
+            y = t if y is None else y + t
+        return y.astype(x.dtype)
+    if cin_g == 1:  # depthwise (channel multiplier cout / groups): shifted multiply-adds
+        mult = cout // groups
+        xr = jnp.repeat(x, mult, axis=3) if mult > 1 else x
+        y = None
+        for i, j in taps:
+            t = _tap(xr, i * dh, j * dw, (ho, wo), strides).astype(acc) * k[i, j, 0].astype(acc)
+            y = t if y is None else y + t
+        return y.astype(x.dtype)
+    if groups <= _SPLIT_GROUPS:  # few groups (AlexNet's 2, ShuffleNet v1's 3/8): one dense conv each
+        ci, co = cin_g, cout // groups
+        return jnp.concatenate([
+            conv_general_dilated(x[..., g * ci:(g + 1) * ci], k[..., g * co:(g + 1) * co], strides,
+                                 [(0, 0), (0, 0)], rhs_dilation=dilation,
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
+            for g in range(groups)], axis=-1)
+    return _grouped(x, k, (ho, wo), strides, dilation, groups, precision)
+
+
+_SPLIT_GROUPS = 8  # up to this many groups a grouped conv is split into dense convs
+
+
+def _grouped_taps(x: Array, k: Array, out_hw: tuple[int, int], strides: tuple[int, int],
+                  dilation: tuple[int, int], groups: int, precision: Any) -> Array:
+    """Many narrow groups (ResNeXt): per tap, one matmul batched over the groups."""
+    kh, kw, cin_g, cout = k.shape
+    n, (ho, wo) = x.shape[0], out_hw
+    acc = jnp.promote_types(x.dtype, jnp.float32)
+    kg = k.reshape(kh, kw, cin_g, groups, cout // groups)
+    y = None
+    for i in range(kh):
+        for j in range(kw):
+            xt = _tap(x, i * dilation[0], j * dilation[1], out_hw, strides).reshape(n, ho, wo, groups, cin_g)
+            t = jax.lax.dot_general(xt, kg[i, j], (((4,), (0,)), ((3,), (1,))), precision=precision,
+                                    preferred_element_type=acc)  # (g, n, ho, wo, cout/g)
+            y = t if y is None else y + t
+    return jnp.moveaxis(y, 0, 3).reshape(n, ho, wo, cout).astype(x.dtype)
+
+
+def _grouped_macs(x: Array, k: Array, out_hw: tuple[int, int], strides: tuple[int, int],
+                  dilation: tuple[int, int], groups: int) -> Array:
+    """Many narrow groups: one multiply-add per (tap, input channel of a group), all groups at once."""
+    kh, kw, cin_g, cout = k.shape
+    n, (ho, wo) = x.shape[0], out_hw
+    acc = jnp.promote_types(x.dtype, jnp.float32)
+    kg = k.reshape(kh, kw, cin_g, groups, cout // groups).astype(acc)
+    y = None
+    for i in range(kh):
+        for j in range(kw):
+            xt = _tap(x, i * dilation[0], j * dilation[1], out_hw, strides).reshape(n, ho, wo, groups, cin_g, 1)
+            for c in range(cin_g):
+                t = xt[..., c, :].astype(acc) * kg[i, j, c]
+                y = t if y is None else y + t
+    return y.reshape(n, ho, wo, cout).astype(x.dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
+def _grouped(x: Array, k: Array, out_hw: tuple[int, int], strides: tuple[int, int],
+             dilation: tuple[int, int], groups: int, precision: Any) -> Array:
+    """Grouped conv with many narrow groups: multiply-adds forward (fastest forward on XLA:CPU),
+    gradients of the batched-matmul form (the multiply-add form's backward is ~4× slower)."""
+    return _grouped_macs(x, k, out_hw, strides, dilation, groups)
+
+
+def _grouped_fwd(x, k, out_hw, strides, dilation, groups, precision):
+    return _grouped(x, k, out_hw, strides, dilation, groups, precision), (x, k)
+
+
+def _grouped_bwd(out_hw, strides, dilation, groups, precision, res, dy):
+    x, k = res
+    _, vjp = jax.vjp(lambda x, k: _grouped_taps(x, k, out_hw, strides, dilation, groups, precision), x, k)
+    return vjp(dy)
+
+
+_grouped.defvjp(_grouped_fwd, _grouped_bwd)
+
+
+def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], padding: Any,
+                         lhs_dilation: Sequence[int] | None = None, rhs_dilation: Sequence[int] | None = None,
+                         dimension_numbers: Any = None, feature_group_count: int = 1,
+                         batch_group_count: int = 1, precision: Any = None,
+                         preferred_element_type: Any = None) -> Array:
+    """Drop-in ``lax.conv_general_dilated`` for ``nn.Conv`` that picks the formulation per backend.
+
+    The CPU formulations cover 2-D NHWC/HWIO convolutions with explicit padding and no input
+    dilation: 1×1 (any groups), depthwise and grouped k×k. Everything else — and every
+    platform but CPU, unless :func:`conv_impl` forces ``cpu`` — is the native convolution.
+    """
+    native = functools.partial(
+        jax.lax.conv_general_dilated, window_strides=window_strides, padding=padding,
+        lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count, batch_group_count=batch_group_count,
+        precision=precision, preferred_element_type=preferred_element_type)
+    impl = _current_conv_impl()
+    four_d = lhs.ndim == rhs.ndim == 4
+    kh, kw = rhs.shape[:2] if four_d else (0, 0)
+    applicable = (
+        impl != "native" and four_d
+        and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+        == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
+        and not isinstance(padding, str) and _pair(lhs_dilation) == (1, 1) and batch_group_count == 1
+        and preferred_element_type is None
+        # dense k×k convs stay native (im2col/tap matmuls were not faster on CPU)
+        and ((kh, kw) == (1, 1) or feature_group_count > 1))
+    if not applicable:
+        return native(lhs, rhs)
+    cpu = functools.partial(_conv_cpu, strides=_pair(window_strides), padding=[tuple(p) for p in padding],
+                            dilation=_pair(rhs_dilation), groups=feature_group_count, precision=precision)
+    if impl == "cpu":
+        return cpu(lhs, rhs)
+    return jax.lax.platform_dependent(lhs, rhs, cpu=cpu, default=native)
+
+
 def make_conv(dtype: Any = jnp.float32, **kwargs: Any) -> ModuleDef:
-    """Convolution partial with the project's init and float32 params."""
-    opts = {"use_bias": False, "kernel_init": conv_init}
+    """Convolution partial with the project's init and float32 params.
+
+    Its arithmetic is :func:`conv_general_dilated` (per-backend formulations); parameter
+    names and shapes are ``nn.Conv``'s.
+    """
+    opts = {"use_bias": False, "kernel_init": conv_init, "conv_general_dilated": conv_general_dilated}
     opts.update(kwargs)
     return functools.partial(nn.Conv, dtype=dtype, param_dtype=jnp.float32, **opts)
 

@@ -46,6 +46,23 @@ def _hook_features(twin, info) -> dict:
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n)) for n in TWINS])
 def test_logits_match_twin(name: str) -> None:
+    _check_parity(name)
+
+
+# The other convolution path (layers.conv_general_dilated picks per platform; here the native
+# conv on CPU, which is the GPU/TPU path): depthwise + 1×1 (mobilenet_v2, efficientnet_b0),
+# grouped (resnext50_32x4d), dense + 1×1 (resnet18).
+_NATIVE = {"mobilenet_v2": [], "resnext50_32x4d": [], "efficientnet_b0": [pytest.mark.slow],
+           "resnet18": [pytest.mark.slow]}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.parity, *m]) for n, m in _NATIVE.items()])
+def test_logits_match_twin_native_conv(name: str) -> None:
+    with layers.conv_impl("native"):
+        _check_parity(name)
+
+
+def _check_parity(name: str) -> None:
     torch = pytest.importorskip("torch")
     torch.set_num_threads(2)
     info = flaxnets.model_info(name)
