@@ -105,3 +105,64 @@ def test_conv_bn_act_padding_forms() -> None:
         m = layers.ConvBNAct(3, 3, strides=2, padding=pad, conv=nn.Conv)
         out = jax.eval_shape(lambda: m.init_with_output(jax.random.PRNGKey(0), x)[0])
         assert out.shape[1] == expected, pad
+
+
+# (cin, cout, groups, kernel, stride, padding, dilation): 1×1 (strided, padded), depthwise
+# (multiplier 2, stride 2, dilation 2), few groups (split path), many groups (custom-vjp path).
+_CONV_CASES = [(8, 16, 1, 1, 2, 1, 1), (6, 12, 6, 3, 2, 1, 2), (8, 8, 8, 5, 1, 2, 1), (12, 24, 3, 3, 2, 1, 1),
+               (40, 40, 20, 3, 1, 1, 1)]
+
+
+@pytest.mark.parametrize("cin,cout,g,k,s,p,d", _CONV_CASES)
+def test_conv_cpu_formulations_match_native(cin: int, cout: int, g: int, k: int, s: int, p: int, d: int) -> None:
+    """layers.conv_general_dilated's CPU path = lax's conv: output, both gradients, bfloat16."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((2, 9, 11, cin)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((k, k, cin // g, cout)), jnp.float32)
+
+    ct = jnp.asarray(rng.standard_normal((2, (9 + 2 * p - d * (k - 1) - 1) // s + 1,
+                                          (11 + 2 * p - d * (k - 1) - 1) // s + 1, cout)), jnp.float32)
+
+    def run(impl: str):
+        def conv(x, w):  # a fresh function per path: jax caches traces by function, not by conv_impl
+            return layers.conv_general_dilated(x, w, (s, s), ((p, p), (p, p)), rhs_dilation=(d, d),
+                                               dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=g)
+
+        def all_(x, w, ct):  # one compile per path: output, both gradients, bfloat16 output
+            y, vjp = jax.vjp(conv, x, w)
+            return y, vjp(ct), conv(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16))
+
+        with layers.conv_impl(impl):
+            return *jax.jit(all_)(x, w, ct), jax.make_jaxpr(conv)(x, w)
+
+    y0, g0, b0, _ = run("native")
+    y1, g1, b1, jaxpr = run("cpu")
+    # no grouped conv left; no conv at all except the few-groups split's dense k×k convs
+    assert (f"feature_group_count={g}" not in str(jaxpr)) if g > 1 else True
+    assert ("conv_general_dilated" in str(jaxpr)) == (k > 1 and 1 < g <= layers._SPLIT_GROUPS and g < cin)
+    np.testing.assert_allclose(y1, y0, rtol=1e-5, atol=1e-4)
+    for a, b in zip(g1, g0, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3 * float(jnp.abs(b).max()))
+    assert b1.dtype == jnp.bfloat16
+    np.testing.assert_allclose(b1.astype(jnp.float32), b0.astype(jnp.float32), rtol=2e-2, atol=0.1)
+
+
+def test_conv_impl_choice() -> None:
+    """auto: an export for CPU has no grouped conv, one for CUDA keeps it; dense k×k stays a conv."""
+    from jax import export
+
+    x = jnp.ones((1, 6, 6, 4))
+
+    def hlo(w, groups: int, platforms: list[str]) -> str:
+        f = jax.jit(lambda x, w: layers.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)), feature_group_count=groups,
+                                                             dimension_numbers=("NHWC", "HWIO", "NHWC")))
+        return export.export(f, platforms=platforms)(x, w).mlir_module()
+
+    dw = jnp.ones((3, 3, 1, 4))
+    assert "convolution" not in hlo(dw, 4, ["cpu"])
+    assert "feature_group_count = 4" in hlo(dw, 4, ["cuda"])
+    assert "feature_group_count = 4" in hlo(dw, 4, ["cpu", "cuda"])  # multi-platform export keeps both
+    assert "convolution" in hlo(jnp.ones((3, 3, 4, 4)), 1, ["cpu"])
+    with pytest.raises(ValueError, match="conv impl"):
+        with layers.conv_impl("fast"):
+            pass
