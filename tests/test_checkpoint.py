@@ -20,8 +20,8 @@ import flaxnets
 from train import checkpoint, steps
 
 ROOT = pathlib.Path(__file__).parent.parent
-# A tiny, fast run: LeNet-5 on the embedded digits, 240 steps, checkpoint every 10.
-TINY = ["--arch=lenet5", "--platform=cpu", "--config.recipe=False", "--config.batch_size=16",
+# A tiny, fast run: LeNet-5 on the embedded digits, 240 steps, checkpoint every 10, with an EMA.
+TINY = ["--arch=lenet5", "--platform=cpu", "--config.recipe=False", "--config.batch_size=16", "--config.ema_decay=0.99",
         "--config.steps_per_epoch=120", "--config.num_epochs=2", "--config.learning_rate=0.05",
         "--config.checkpoint_every_steps=10", "--config.log_every_steps=20", "--config.eval_every_epochs=100",
         "--config.tensorboard=False"]
@@ -82,6 +82,24 @@ def test_overwritten_bytes_fail_the_checksum_and_fall_back(tmp_path: pathlib.Pat
     ck.close()
 
 
+def test_keep_best_beside_the_last_k(tmp_path: pathlib.Path) -> None:
+    """orbax keeps the last 2 plus the best-by-top-1 eval checkpoint; init_from=WORKDIR reads it."""
+    from train import warmstart
+
+    base = _state()
+    ck = checkpoint.Checkpointer(str(tmp_path), keep=2, keep_best=True)
+    for s, top1 in ((1, None), (2, 90.0), (3, None), (4, 50.0), (5, None), (6, None)):
+        ck.save(s, base.replace(step=np.int32(s), params=jax_map(lambda x, s=s: x * 0 + s, base.params)),
+                {"arch": "lenet5", "num_classes": 10}, metrics=None if top1 is None else {"top1": top1})
+        ck.wait()
+    assert ck.steps() == [2, 5, 6] and ck.best_step() == 2
+    ck.close()
+    best = warmstart.read_run(str(tmp_path), "best")
+    assert "step 2" in best.description
+    assert all(np.all(x == 2) for x in jax_leaves(best.variables["params"]))
+    assert "step 6" in warmstart.read_run(str(tmp_path), "latest").description
+
+
 def jax_map(fn, tree):
     import jax
 
@@ -116,7 +134,7 @@ def _final_params(workdir: pathlib.Path) -> dict:
     step = max(_saved(workdir))
     with ocp.CheckpointManager(str(workdir / "checkpoints"), item_names=("state", "meta")) as mgr:
         tree = mgr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
-    return {"step": step, "params": tree["params"], "batch_stats": tree.get("batch_stats")}
+    return {"step": step, "params": tree["params"], "batch_stats": tree.get("batch_stats"), "ema": tree["ema_params"]}
 
 
 def _start_and_signal(workdir: pathlib.Path, sig: int, after_new_than: int) -> subprocess.CompletedProcess:
@@ -156,8 +174,9 @@ def test_kill_resume_preempt_equals_uninterrupted(tmp_path: pathlib.Path) -> Non
     assert f"resumed at step {second}" in done.stdout and "test accuracy" in done.stdout
     a, b = _final_params(ref_dir), _final_params(run_dir)
     assert a["step"] == b["step"] == 240
-    for x, y in zip(jax_leaves(a["params"]), jax_leaves(b["params"]), strict=True):
-        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    for x, y in zip(jax_leaves([a["params"], a["ema"]]), jax_leaves([b["params"], b["ema"]]), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)  # the EMA resumes exactly too
+    assert not np.allclose(jax_leaves(a["ema"])[0], jax_leaves(a["params"])[0])
 
     # Resuming this workdir with another arch is refused in one line.
     other = _run(run_dir, "--arch=resnet20")

@@ -87,6 +87,7 @@ def test_bad_inputs_fail_in_one_line(args: list[str], expect: str, tmp_path: pat
 @pytest.mark.parametrize("args, expect", [
     (["--config.batch_size=-5"], "batch_size=-5"),
     (["--config.eval_modes=('bogus',)"], "eval_modes ['bogus'] unknown"),
+    (["--config.freeze=('C1','conv*')"], "freeze pattern 'conv*' matches no parameter of lenet5"),
 ])
 def test_bad_config_leaves_an_existing_run_untouched(args: list[str], expect: str, tmp_path: pathlib.Path) -> None:
     (tmp_path / "config.json").write_text('{"arch": "lenet5"}')

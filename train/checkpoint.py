@@ -30,11 +30,24 @@ class CheckpointError(RuntimeError):
 class Checkpointer:
     """Save/restore the training state under ``workdir/checkpoints``."""
 
-    def __init__(self, workdir: str, keep: int = 3, asynchronous: bool = True):
+    def __init__(self, workdir: str, keep: int = 3, asynchronous: bool = True, keep_best: bool = False):
         self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-        options = ocp.CheckpointManagerOptions(max_to_keep=max(int(keep), 1),
-                                               enable_async_checkpointing=asynchronous,
-                                               create=True)
+        if keep_best:
+            # The last ``keep`` checkpoints plus the best one by eval top-1 (saves that carry
+            # ``metrics``), through orbax's own preservation policies.
+            policy = ocp.checkpoint_managers.AnyPreservationPolicy([
+                ocp.checkpoint_managers.LatestN(n=max(int(keep), 1)),
+                ocp.checkpoint_managers.BestN(get_metric_fn=best_metric, n=1,
+                                              keep_checkpoints_without_metrics=False)])
+            options = ocp.CheckpointManagerOptions(best_fn=best_metric, best_mode="max",
+                                                   keep_checkpoints_without_metrics=False,
+                                                   preservation_policy=policy,
+                                                   enable_async_checkpointing=asynchronous, create=True)
+            logging.getLogger("absl").addFilter(_NO_METRICS_WARNING)
+        else:
+            options = ocp.CheckpointManagerOptions(max_to_keep=max(int(keep), 1),
+                                                   enable_async_checkpointing=asynchronous,
+                                                   create=True)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_names=("state", "meta"))
 
@@ -42,12 +55,23 @@ class Checkpointer:
         """Saved steps, oldest first."""
         return sorted(self.manager.all_steps())
 
-    def save(self, step: int, host_state: Any, meta: dict, force: bool = False) -> bool:
-        """Start saving ``host_state`` (a TrainState) at ``step``; returns whether it saved."""
+    def save(self, step: int, host_state: Any, meta: dict, force: bool = False,
+             metrics: dict | None = None) -> bool:
+        """Start saving ``host_state`` (a TrainState) at ``step``; returns whether it saved.
+
+        ``metrics`` (``{"top1": ...}``) rank the checkpoint for ``keep_best``."""
         tree = serialization.to_state_dict(host_state)
         meta = {**dict(meta), "digest": tree_digest(tree)}  # verified on restore
         return self.manager.save(int(step), args=ocp.args.Composite(
-            state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)), force=force)
+            state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)), force=force,
+            metrics=dict(metrics) if metrics else None)
+
+    def best_step(self) -> int | None:
+        """The kept step with the best eval top-1 (``keep_best``), else None."""
+        if self.manager._options.best_fn is None:  # noqa: SLF001 - orbax keeps its options there
+            return None
+        step = self.manager.best_step()
+        return step if step is not None and self.manager.metrics(step) else None
 
     def wait(self) -> None:
         """Block until pending asynchronous saves are on disk."""
@@ -100,6 +124,21 @@ class Checkpointer:
                 self.manager.delete(bad)
             return serialization.from_state_dict(host_state, restored), meta
         raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
+
+
+def best_metric(metrics: Any) -> float:
+    """What ``keep_best`` ranks checkpoints by: the eval top-1 saved with them."""
+    return float(metrics["top1"])
+
+
+class _NoMetricsWarning(logging.Filter):
+    """Drops orbax's warning for checkpoints saved without metrics (only evals carry them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "did not provide metrics" not in record.getMessage()
+
+
+_NO_METRICS_WARNING = _NoMetricsWarning()
 
 
 def tree_digest(tree: Any) -> str:

@@ -16,6 +16,7 @@ resumes from its latest checkpoint, data position included.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import itertools
 import math
 import os
@@ -32,7 +33,7 @@ import numpy as np
 
 import flaxnets
 from train import checkpoint as ckpt_lib
-from train import optim, parallel, progress, steps, validate
+from train import compile_cache, optim, parallel, progress, steps, validate, warmstart
 
 NO_FLIP_DATASETS = ("digits", "mnist")  # horizontal flips change the class
 SMALL_DATASET_SIDE = 64  # datasets with native images up to this side are "small" (digits/mnist/cifar)
@@ -203,6 +204,11 @@ class Run:
     meta: dict[str, Any]
     eval_batches: Callable[..., Iterable[dict]]
     train_iter: Any
+    # Keyword options of the compiled train step (frozen BatchNorms, EMA), the step from which
+    # every BatchNorm is frozen (bn_freeze_epochs) and the persistent compilation cache in use.
+    train_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    bn_freeze_step: int | None = None
+    cache_dir: str | None = None
 
 
 @dataclasses.dataclass
@@ -268,13 +274,26 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str, explicit: Iterabl
     input_shape = (r.image_size, r.image_size, r.channels)
     variables_shape = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, *input_shape)),
                                                         train=False))
+    validate.check_param_patterns(config, variables_shape["params"])  # before the workdir changes
+    cache_dir = compile_cache.enable(str(config.get("compilation_cache", "auto") or ""))
     tx, schedule = optim.make_optimizer(config, variables_shape["params"], steps_per_epoch, total_steps)
-    host_state = steps.init_state(model, tx, input_shape, seed=int(config.seed))
+    ema = float(config.get("ema_decay") or 0.0) > 0
+    host_state = steps.init_state(model, tx, input_shape, seed=int(config.seed), ema=ema)
+    warm = None
+    if config.get("init_from") and not warmstart.has_checkpoint(r.workdir):  # a resumed run keeps its own
+        target = {"params": host_state.params, "batch_stats": host_state.batch_stats}
+        try:
+            warm = warmstart.warm_start(config, target, config.arch, r.num_classes)
+        except warmstart.WarmStartError as e:
+            raise TrainingError(str(e)) from None
 
     meta = {"arch": config.arch, "dataset": r.dataset, "num_classes": r.num_classes, "image_size": r.image_size,
             "config": config.to_json_best_effort()}
-    ckpt = ckpt_lib.Checkpointer(r.workdir, keep=int(config.keep_checkpoints))
+    ckpt = ckpt_lib.Checkpointer(r.workdir, keep=int(config.keep_checkpoints),
+                                 keep_best=bool(config.get("keep_best", False)))
     restored = ckpt.restore(host_state, config.arch)
+    if restored is None and warm is not None:
+        host_state = jax.tree_util.tree_map(np.asarray, steps.new_state(model.apply, tx, warm[0], ema))
     start_step = 0
     writer = progress.MetricWriter(r.workdir, tensorboard=bool(config.get("tensorboard", True)))
     if restored is not None:
@@ -286,6 +305,8 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str, explicit: Iterabl
                 f"{steps_per_epoch}), batch {batch_size}, {config.optimizer} lr {optim.base_learning_rate(config):g} "
                 f"{config.schedule}, {par.num_devices} {jax.default_backend()} device(s), {config.parallel}"
                 + (f"; resumed at step {start_step}" if start_step else ""))
+    if warm is not None and not start_step:
+        bar.message(warm[2])
     if progress.is_main_process():
         os.makedirs(r.workdir, exist_ok=True)
         with open(os.path.join(r.workdir, "config.json"), "w") as f:
@@ -299,7 +320,37 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str, explicit: Iterabl
                batch_size=batch_size, num_epochs=num_epochs, steps_per_epoch=steps_per_epoch,
                total_steps=total_steps, stop_step=stop_step, start_step=start_step, schedule=schedule,
                state=par.put_state(host_state), ckpt=ckpt, writer=writer, bar=bar, meta=meta,
-               eval_batches=r.eval_batches, train_iter=train_iter)
+               eval_batches=r.eval_batches, train_iter=train_iter,
+               train_options=train_options(config, variables_shape), bn_freeze_step=bn_freeze_step(
+                   config, steps_per_epoch, total_steps), cache_dir=cache_dir)
+
+
+def train_options(config: Any, variables: Any) -> dict[str, Any]:
+    """Train-step options: BatchNorms whose parameters are all frozen run in inference mode,
+    and the EMA settings."""
+    frozen = tuple(config.get("freeze") or ())
+    modules = []
+    if frozen:
+        params = variables.get("params", {})
+        mask = optim.path_mask(params, frozen)
+        by_module: dict[str, list[bool]] = {}
+        for path, f in jax.tree_util.tree_leaves_with_path(mask):
+            by_module.setdefault(optim.param_path(path[:-1]), []).append(bool(f))
+        for m in sorted(steps.bn_modules(variables.get("batch_stats", {}))):
+            if flaxnets.layers.path_matches(m, frozen) or (by_module.get(m) and all(by_module[m])):
+                modules.append(glob.escape(m))
+    return {"frozen_bn": tuple(modules), "ema_decay": float(config.get("ema_decay") or 0.0),
+            "ema_warmup": str(config.get("ema_warmup", "tf")), "ema_power": float(config.get("ema_warmup_power", 0.75))}
+
+
+def bn_freeze_step(config: Any, steps_per_epoch: int, total_steps: int) -> int | None:
+    """First step of the last ``bn_freeze_epochs`` epochs (every BatchNorm frozen), or None;
+    a value ≤ 1 is a fraction of the run (as ``step_epochs``), so a shortened recipe keeps it."""
+    epochs = float(config.get("bn_freeze_epochs") or 0.0)
+    if epochs <= 0:
+        return None
+    steps_frozen = epochs * total_steps if epochs <= 1.0 else epochs * steps_per_epoch
+    return max(total_steps - int(round(steps_frozen)), 0)
 
 
 def evaluation_run(config: ml_collections.ConfigDict, variables: Any, outdir: str,
@@ -341,7 +392,7 @@ def _check_loss(run: Run, step: int, metrics_dev: Any) -> None:
         raise _non_finite(run, step, f"loss {loss}")
 
 
-def _save(run: Run, step: int, metrics_dev: Any, force: bool = False) -> None:
+def _save(run: Run, step: int, metrics_dev: Any, force: bool = False, eval_metrics: dict | None = None) -> None:
     """Checkpoint ``step`` after checking its loss and parameters are finite."""
     if metrics_dev is not None:
         _check_loss(run, step, metrics_dev)
@@ -353,7 +404,7 @@ def _save(run: Run, step: int, metrics_dev: Any, force: bool = False) -> None:
         bad = sum(1 for x in leaves if np.issubdtype(x.dtype, np.inexact) and not np.all(np.isfinite(x)))
         if bad:
             raise _non_finite(run, step, f"values in {bad} {part} arrays")
-    run.ckpt.save(step, host, run.meta, force=force)
+    run.ckpt.save(step, host, run.meta, force=force, metrics=eval_metrics)
 
 
 def _log(run: Run, step: int, metrics_dev: Any, seen: int, seconds: float) -> None:
@@ -365,12 +416,20 @@ def _log(run: Run, step: int, metrics_dev: Any, seen: int, seconds: float) -> No
     run.writer.write(step, "train", m)
 
 
-def _periodic_eval(run: Run, step: int, eval_fn: Any) -> None:
+def _periodic_eval(run: Run, step: int, eval_fn: Any) -> dict:
+    """Eval the raw weights (and the EMA's); returns ``{"top1": ...}`` of the model the run
+    reports (the EMA when kept), which ranks the checkpoint for ``keep_best``."""
     ev = evaluate(run.par, eval_fn, run.state, run.eval_batches())
+    ema = None
+    if steps.has_ema(run.state):
+        ema = evaluate(run.par, eval_fn, steps.ema_view(run.state), run.eval_batches())
+        run.writer.write(step, "eval_ema", ema)
     run.bar.message(f"eval step {step} (epoch {step / run.steps_per_epoch:.2f}): top-1 "
                     f"{ev['top1']:.2f}% top-5 {ev['top5']:.2f}% loss {ev['loss']:.4f}"
+                    + (f"; EMA top-1 {ema['top1']:.2f}% top-5 {ema['top5']:.2f}%" if ema else "")
                     + (f" ({ev.get('count', 0):.0f} examples)" if run.config.get("steps_per_eval") else ""))
     run.writer.write(step, "eval", ev)
+    return {"top1": float((ema or ev).get("top1", 0.0))}
 
 
 def _preempt(run: Run, step: int, metrics_dev: Any) -> Preempted:
@@ -386,8 +445,14 @@ def train_steps(run: Run) -> int:
     """The step loop with its periodic actions (log, eval, checkpoint, preemption); returns the
     last step, whose checkpoint is saved."""
     config = run.config
-    train_fn = run.par.train_step(num_classes=run.num_classes, label_smoothing=float(config.label_smoothing),
-                                  aux_loss_weight=aux_loss_weight(config, run.model_info))
+    options = dict(num_classes=run.num_classes, label_smoothing=float(config.label_smoothing),
+                   aux_loss_weight=aux_loss_weight(config, run.model_info), **run.train_options)
+    train_fn = run.par.train_step(**options)
+    # bn_freeze_epochs: from bn_freeze_step on, every BatchNorm normalises with its running
+    # statistics and keeps its scale/bias (a second compiled step, chosen by the step number,
+    # so a resumed run picks the same one).
+    frozen_fn = None if run.bn_freeze_step is None else run.par.train_step(
+        **{**options, "frozen_bn": ("*",), "freeze_bn_affine": True})
     eval_fn = run.par.eval_step()
     rng = jax.random.PRNGKey(int(config.seed) + 17)
     eval_every = max(int(round(float(config.eval_every_epochs) * run.steps_per_epoch)), 1)
@@ -397,7 +462,15 @@ def train_steps(run: Run) -> int:
     with _SigtermFlag() as sigterm:
         while step < run.stop_step:
             batch = next(run.train_iter)
-            run.state, metrics = train_fn(run.state, run.par.put_batch(batch), rng)
+            fn = frozen_fn if frozen_fn is not None and step >= run.bn_freeze_step else train_fn
+            if step == run.start_step or (fn is frozen_fn and step == run.bn_freeze_step):
+                with compile_cache.watch() as cache:
+                    run.state, metrics = fn(run.state, run.par.put_batch(batch), rng)
+                    jax.block_until_ready(metrics)
+                what = "train step" + (" (BatchNorm frozen)" if fn is frozen_fn else "")
+                run.bar.message(compile_cache.describe(cache, what, run.cache_dir))
+            else:
+                run.state, metrics = fn(run.state, run.par.put_batch(batch), rng)
             step += 1
             seen += run.batch_size
             if pending is not None:
@@ -407,9 +480,13 @@ def train_steps(run: Run) -> int:
             if step % log_every == 0 or last:
                 _log(run, step, metrics, seen, time.time() - t0)
                 t0, seen = time.time(), 0
+            saved = False
             if step % eval_every == 0 and not last:
-                _periodic_eval(run, step, eval_fn)
-            if step % ckpt_every == 0 and not last:
+                ev = _periodic_eval(run, step, eval_fn)
+                if run.config.get("keep_best"):  # an eval checkpoint: a candidate for the best one
+                    _save(run, step, metrics, eval_metrics=ev)
+                    saved = True
+            if step % ckpt_every == 0 and not last and not saved:
                 _save(run, step, metrics)
             if parallel.any_process(sigterm.raised):
                 raise _preempt(run, step, metrics)
@@ -425,16 +502,25 @@ def final_evaluations(run: Run, step: int) -> dict[str, Any]:
     """Evaluate the final state in every requested test-time mode."""
     final: dict[str, Any] = {"arch": run.config.arch, "dataset": run.dataset, "step": step,
                              "epochs": step / run.steps_per_epoch}
+    # With an EMA every mode runs twice: raw weights ("center_top1") and EMA ("ema_center_top1");
+    # the run's result ("top1") is then the EMA's, the raw one is "raw_top1".
+    variants = [("", run)]
+    if steps.has_ema(run.state):
+        variants.append(("ema_", dataclasses.replace(run, state=steps.ema_view(run.state))))
     for mode in run.config.eval_modes:
-        result = _final_eval(mode, run)
-        if isinstance(result, str):
-            print(f"eval mode {mode!r} skipped: {result}", file=sys.stderr)
-            continue
-        run.writer.write(step, f"final_{mode}", result)
-        final[f"{mode}_top1"], final[f"{mode}_top5"] = result["top1"], result["top5"]
-        final[f"{mode}_loss"], final[f"{mode}_count"] = result["loss"], result.get("count")
+        for prefix, r in variants:
+            result = _final_eval(mode, r)
+            if isinstance(result, str):
+                print(f"eval mode {mode!r} skipped: {result}", file=sys.stderr)
+                break
+            run.writer.write(step, f"final_{prefix}{mode}", result)
+            final[f"{prefix}{mode}_top1"], final[f"{prefix}{mode}_top5"] = result["top1"], result["top5"]
+            final[f"{prefix}{mode}_loss"], final[f"{prefix}{mode}_count"] = result["loss"], result.get("count")
     if "center_top1" in final:
         final["top1"], final["top5"] = final["center_top1"], final["center_top5"]
+    if "ema_center_top1" in final:
+        final["raw_top1"], final["raw_top5"] = final["top1"], final["top5"]
+        final["top1"], final["top5"] = final["ema_center_top1"], final["ema_center_top5"]
     return final
 
 
@@ -470,10 +556,13 @@ def export_weights(run: Run) -> str:
     if path == "auto":
         path = os.path.join(run.workdir, f"{run.config.arch}.safetensors")
     host = run.par.host_state(run.state)
+    ema = steps.has_ema(host)
+    if ema:  # the EMA is the run's result: export it
+        host = steps.ema_view(host)
     variables = {"params": host.params, **({"batch_stats": host.batch_stats} if host.batch_stats else {})}
     if progress.is_main_process():
         flaxnets.save_weights(path, variables, name=run.config.arch,
-                              metadata={"dataset": run.dataset, "step": int(host.step)})
+                              metadata={"dataset": run.dataset, "step": int(host.step), "ema": ema})
         run.bar.message(f"weights written to {path}")
     return path
 

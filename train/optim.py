@@ -11,6 +11,13 @@ Weight decay skips BatchNorm scales/biases and every bias unless
 instead when it is not ``None`` (MobileNet v1: "very little or no weight decay" on them).
 The learning rate is ``learning_rate × batch_size / lr_batch_denom`` (Goyal et al. 2017
 linear scaling; ``lr_batch_denom = 0`` disables it).
+
+Fine-tuning: ``config.freeze`` (globs over parameter paths, ``layers.path_matches``) routes
+those parameters to ``optax.set_to_zero`` through ``optax.multi_transform``: no update, no
+weight decay, no optimiser state. ``config.lr_mult`` (``("layer*=0.1", ...)``, the first
+matching pattern wins) scales the final update of the matching parameters, which is their
+learning rate times the factor for every optimiser here (the rate multiplies a linear
+function of the gradient and the decay term, as in a torch parameter group).
 """
 
 from __future__ import annotations
@@ -175,4 +182,57 @@ def make_optimizer(
                                        nesterov=bool(config.nesterov)))
     else:
         raise ValueError(f"unknown optimizer {name!r}; use sgd, rmsprop or adamw")
-    return optax.chain(*chain), schedule
+    tx = optax.chain(*chain)
+    frozen = path_mask(params, tuple(config.get("freeze") or ()))
+    if any(jax.tree_util.tree_leaves(frozen)):
+        labels = jax.tree_util.tree_map(lambda f: "frozen" if f else "train", frozen)
+        tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+    mults = lr_multipliers(params, tuple(config.get("lr_mult") or ()))
+    if mults is not None:
+        tx = optax.chain(tx, optax.stateless(lambda updates, _: jax.tree_util.tree_map(
+            lambda u, m: u * jnp.asarray(m, u.dtype), updates, mults)))
+    return tx, schedule
+
+
+def param_path(path: Any) -> str:
+    """A parameter's path as ``module/path/leaf`` (what freeze and lr_mult globs match)."""
+    return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+
+
+def path_mask(params: Any, patterns: tuple[str, ...]) -> Any:
+    """Pytree of bools: True where the parameter's path (or a module above it) matches a glob."""
+    from flaxnets import layers
+
+    return jax.tree_util.tree_map_with_path(
+        lambda p, _: bool(patterns) and layers.path_matches(param_path(p), patterns), params)
+
+
+def parse_lr_mult(entries: tuple[str, ...]) -> list[tuple[str, float]]:
+    """``("layer*=0.1",)`` → ``[("layer*", 0.1)]``; raises ``ValueError`` naming a bad entry."""
+    out = []
+    for e in entries:
+        pattern, _, value = str(e).rpartition("=")
+        try:
+            mult = float(value)
+        except ValueError:
+            mult = float("nan")
+        if not pattern or not mult >= 0:
+            raise ValueError(f"lr_mult entry {e!r} is not PATTERN=FACTOR with a factor >= 0")
+        out.append((pattern, mult))
+    return out
+
+
+def lr_multipliers(params: Any, entries: tuple[str, ...]) -> Any | None:
+    """Per-parameter learning-rate factors (first matching pattern wins; 1 elsewhere), or
+    None without entries."""
+    if not entries:
+        return None
+    from flaxnets import layers
+
+    rules = parse_lr_mult(entries)
+
+    def factor(path, _):
+        name = param_path(path)
+        return next((m for pat, m in rules if layers.path_matches(name, [pat])), 1.0)
+
+    return jax.tree_util.tree_map_with_path(factor, params)

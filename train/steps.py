@@ -9,6 +9,7 @@ over devices).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -23,9 +24,50 @@ from flaxnets import layers
 
 
 class TrainState(train_state.TrainState):
-    """flax ``TrainState`` plus BatchNorm statistics."""
+    """flax ``TrainState`` plus BatchNorm statistics and their exponential moving averages.
+
+    ``ema_params``/``ema_batch_stats`` are empty dicts when the run keeps no EMA
+    (``config.ema_decay`` 0); they are saved and restored with the rest of the state.
+    """
 
     batch_stats: Any = None
+    ema_params: Any = None
+    ema_batch_stats: Any = None
+
+
+EMA_WARMUPS = ("tf", "timm", "none")
+
+
+def ema_decay_at(step: jax.Array, decay: float, warmup: str = "tf", power: float = 0.75) -> jax.Array:
+    """EMA decay for the update after ``step`` optimiser steps.
+
+    ``tf``: ``min(decay, (1 + t) / (10 + t))``, ``tf.train.ExponentialMovingAverage`` with
+    ``num_updates`` = the global step, as the EfficientNet and slim (MobileNet) reference
+    trainers call it; ``timm``: ``min(decay, 1 - (1 + t)^-power)``, timm ``ModelEmaV3``'s
+    warm-up (gamma 1); ``none``: ``decay``. A warm-up keeps the average of a short run from
+    sitting at its initial weights.
+    """
+    t = jnp.asarray(step, jnp.float32)
+    if warmup == "tf":
+        return jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+    if warmup == "timm":
+        return jnp.minimum(decay, 1.0 - (1.0 + t) ** -power)
+    return jnp.asarray(decay, jnp.float32)
+
+
+def ema_update(ema: Any, new: Any, decay: jax.Array) -> Any:
+    """``decay · ema + (1 − decay) · new`` leaf by leaf (float32 arithmetic)."""
+    return jax.tree_util.tree_map(lambda e, n: (decay * e + (1.0 - decay) * n).astype(e.dtype), ema, new)
+
+
+def ema_view(state: TrainState) -> TrainState:
+    """``state`` with its EMA params and BatchNorm statistics in place of the raw ones (for eval)."""
+    return state.replace(params=state.ema_params, batch_stats=state.ema_batch_stats or state.batch_stats)
+
+
+def has_ema(state: Any) -> bool:
+    """Whether ``state`` keeps an EMA of its weights."""
+    return bool(jax.tree_util.tree_leaves(getattr(state, "ema_params", None) or {}))
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
@@ -46,12 +88,17 @@ def _variables(state: TrainState, params: Any = None) -> dict:
 
 def train_step(state: TrainState, batch: dict, rng: jax.Array, *, num_classes: int,
                label_smoothing: float = 0.0, aux_loss_weight: float = 0.0,
-               axis_name: str | None = None) -> tuple[TrainState, dict]:
+               axis_name: str | None = None, frozen_bn: tuple[str, ...] = (),
+               freeze_bn_affine: bool = False, ema_decay: float = 0.0, ema_warmup: str = "tf",
+               ema_power: float = 0.75) -> tuple[TrainState, dict]:
     """One SGD step on ``batch`` ({"image", "label"}); returns the new state and metrics.
 
     loss = CE(main) + ``aux_loss_weight`` × Σ CE(aux heads sown into AUX_COLLECTION).
     ``rng`` feeds the ``dropout`` stream; it is folded with the step (and the device index
-    under pmap) so every step and device draws fresh masks.
+    under pmap) so every step and device draws fresh masks. BatchNorms under the module globs
+    ``frozen_bn`` run in inference mode (``layers.frozen_batch_norm``); with
+    ``freeze_bn_affine`` their scale/bias keep their values too. With ``ema_decay`` > 0 the
+    EMA of params and BatchNorm statistics is updated after the step (:func:`ema_decay_at`).
     """
     rng = jax.random.fold_in(rng, state.step)
     if axis_name is not None:
@@ -59,7 +106,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, num_classes: i
     images, labels = batch["image"], batch["label"]
 
     def loss_fn(params):
-        with layers.bn_axis_name(axis_name):
+        with layers.bn_axis_name(axis_name), layers.frozen_batch_norm(frozen_bn):
             logits, new_vars = state.apply_fn(
                 _variables(state, params), images, train=True,
                 mutable=["batch_stats", flaxnets.AUX_COLLECTION], rngs={"dropout": rng})
@@ -78,7 +125,31 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, num_classes: i
         grads = jax.lax.pmean(grads, axis_name)
         metrics = jax.lax.pmean(metrics, axis_name)
     new_state = state.apply_gradients(grads=grads, batch_stats=new_stats)
+    if freeze_bn_affine and frozen_bn:
+        new_state = new_state.replace(params=_keep_bn_params(state.params, new_state.params,
+                                                             state.batch_stats, frozen_bn))
+    if ema_decay and has_ema(state):
+        d = ema_decay_at(state.step, ema_decay, ema_warmup, ema_power)
+        new_state = new_state.replace(ema_params=ema_update(state.ema_params, new_state.params, d),
+                                      ema_batch_stats=ema_update(state.ema_batch_stats, new_state.batch_stats, d))
     return new_state, metrics
+
+
+def bn_modules(batch_stats: Any) -> set[str]:
+    """Module paths (``layers.module_path`` form) of the BatchNorms in ``batch_stats``."""
+    return {layers.module_path(tuple(str(getattr(k, "key", k)) for k in path[:-1]))
+            for path, _ in jax.tree_util.tree_leaves_with_path(batch_stats or {})}
+
+
+def _keep_bn_params(old: Any, new: Any, batch_stats: Any, patterns: tuple[str, ...]) -> Any:
+    """``new`` params with those of the BatchNorms matched by ``patterns`` taken from ``old``."""
+    frozen = {m for m in bn_modules(batch_stats) if layers.path_matches(m, patterns)}
+
+    def pick(path, o, n):
+        module = layers.module_path(tuple(str(getattr(k, "key", k)) for k in path[:-1]))
+        return o if module in frozen else n
+
+    return jax.tree_util.tree_map_with_path(pick, old, new)
 
 
 def predict_probs(apply_fn: Callable, variables: dict, images: jax.Array) -> jax.Array:
@@ -125,15 +196,21 @@ def probs_step(state: TrainState, batch: dict, *, apply_fn: Callable | None = No
 
 
 def init_state(model: Any, tx: optax.GradientTransformation, input_shape: tuple[int, int, int],
-               seed: int = 0) -> TrainState:
-    """Freshly initialised state (host numpy arrays), identical on every process."""
+               seed: int = 0, ema: bool = False) -> TrainState:
+    """Freshly initialised state (host numpy arrays), identical on every process; with
+    ``ema`` the EMA starts as a copy of the initial params and statistics."""
 
     def init():
         return model.init({"params": jax.random.PRNGKey(seed), "dropout": jax.random.PRNGKey(seed + 1)},
                           jnp.zeros((1, *input_shape), jnp.float32), train=False)
 
     variables = jax.device_get(jax.jit(init)())
-    params = variables["params"]
-    state = TrainState.create(apply_fn=model.apply, params=params, tx=tx,
-                              batch_stats=variables.get("batch_stats", {}))
-    return jax.tree_util.tree_map(np.asarray, state)
+    return jax.tree_util.tree_map(np.asarray, new_state(model.apply, tx, variables, ema))
+
+
+def new_state(apply_fn: Callable, tx: optax.GradientTransformation, variables: Any, ema: bool = False) -> TrainState:
+    """A step-0 state for ``variables`` (fresh optimiser state; the EMA, if kept, starts at them)."""
+    params, stats = variables["params"], variables.get("batch_stats") or {}
+    copy = functools.partial(jax.tree_util.tree_map, lambda x: np.array(x, copy=True))
+    return TrainState.create(apply_fn=apply_fn, params=params, tx=tx, batch_stats=stats,
+                             ema_params=copy(params) if ema else {}, ema_batch_stats=copy(stats) if ema else {})

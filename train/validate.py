@@ -96,7 +96,81 @@ def config_problems(config: Any, image_size: int) -> list[str]:
     if info.fixed_size:
         need(image_size == info.input_size[0], f"image_size={image_size}: {config.arch} accepts only "
                                                f"{info.input_size[0]}x{info.input_size[1]}")
+    bad += finetune_problems(config)
     return bad
+
+
+def finetune_problems(config: Any) -> list[str]:
+    """Bad warm-start, freeze, lr_mult and EMA fields (syntax and ranges; patterns are checked
+    against the model's parameters by :func:`param_pattern_problems`)."""
+    from train import optim, steps, warmstart
+
+    bad = []
+    try:
+        warmstart.parse_map(tuple(config.get("init_map") or ()))
+    except ValueError as e:
+        bad.append(str(e))
+    try:
+        optim.parse_lr_mult(tuple(config.get("lr_mult") or ()))
+    except ValueError as e:
+        bad.append(str(e))
+    which = str(config.get("init_checkpoint") or "latest")
+    if which not in ("latest", "best") and not which.isdigit():
+        bad.append(f"init_checkpoint={which!r} is not 'latest', 'best' or a step number")
+    if config.get("init_arch"):
+        try:
+            flaxnets.model_info(config.init_arch)
+        except ValueError as e:
+            bad.append(f"init_arch: {e}")
+    decay = _number(config.get("ema_decay", 0.0))
+    if decay is None or not 0 <= decay < 1:
+        bad.append(f"ema_decay={config.get('ema_decay')!r} must be in [0, 1) (0: no EMA)")
+    if config.get("ema_warmup", "tf") not in steps.EMA_WARMUPS:
+        bad.append(f"ema_warmup={config.get('ema_warmup')!r} is not one of {', '.join(map(repr, steps.EMA_WARMUPS))}")
+    power = _number(config.get("ema_warmup_power", 0.75))
+    if power is None or not power > 0:
+        bad.append(f"ema_warmup_power={config.get('ema_warmup_power')!r} must be > 0")
+    bn = _number(config.get("bn_freeze_epochs", 0.0))
+    if bn is None or not bn >= 0:
+        bad.append(f"bn_freeze_epochs={config.get('bn_freeze_epochs')!r} must be >= 0")
+    return bad
+
+
+def param_pattern_problems(config: Any, params: Any) -> list[str]:
+    """``freeze`` and ``lr_mult`` globs that match no parameter of the model (a typo would
+    otherwise silently train everything)."""
+    import jax
+
+    from train import optim
+
+    names = [optim.param_path(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
+    patterns = [("freeze", p) for p in tuple(config.get("freeze") or ())]
+    patterns += [("lr_mult", p) for p, _ in optim.parse_lr_mult(tuple(config.get("lr_mult") or ()))]
+    from flaxnets import layers
+
+    return [f"{field} pattern {pat!r} matches no parameter of {config.arch} (parameters look like "
+            f"{names[0]!r}, {names[-1]!r})" for field, pat in patterns
+            if not any(layers.path_matches(n, [pat]) for n in names)]
+
+
+def init_source_problems(config: Any, workdir: str) -> list[str]:
+    """A missing ``init_from`` path, unless the workdir resumes (then the source is not read)."""
+    from train import warmstart
+
+    source = str(config.get("init_from") or "")
+    looks_like_path = os.sep in source or source.startswith((".", "~")) or source.endswith(
+        (".safetensors", ".pth", ".pt", ".bin"))
+    if source and looks_like_path and not os.path.exists(os.path.expanduser(source)) \
+            and not warmstart.has_checkpoint(workdir):
+        return [f"init_from={source!r} does not exist"]
+    return []
+
+
+def check_param_patterns(config: Any, params: Any) -> None:
+    """Raise :class:`ConfigError` if a freeze/lr_mult glob matches no parameter."""
+    bad = param_pattern_problems(config, params)
+    if bad:
+        raise ConfigError("bad config: " + "; ".join(bad))
 
 
 def workdir_problems(workdir: str) -> list[str]:
@@ -116,6 +190,6 @@ def workdir_problems(workdir: str) -> list[str]:
 
 def validate(config: Any, image_size: int, workdir: str) -> None:
     """Raise :class:`ConfigError` naming every problem of the config and the workdir."""
-    bad = config_problems(config, image_size) + workdir_problems(workdir)
+    bad = config_problems(config, image_size) + workdir_problems(workdir) + init_source_problems(config, workdir)
     if bad:
         raise ConfigError("bad config: " + "; ".join(bad))

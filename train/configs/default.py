@@ -88,5 +88,25 @@ def get_config() -> ml_collections.ConfigDict:
     # weights file (flaxnets.load_weights reads it, no orbax state needed).
     c.export_weights = ""
     c.keep_checkpoints = 3
+    c.keep_best = True  # also keep the checkpoint with the best periodic eval top-1 (orbax BestN)
+    # Persistent XLA compilation cache: "auto" (user cache dir, ~/.cache/flaxnets/jax), a path, "" (off).
+    c.compilation_cache = "auto"
+
+    # Warm start / fine-tuning (train/warmstart.py). Ignored when the workdir resumes.
+    c.init_from = ""  # weights tag/file (flaxnets.load_weights) or another run's workdir
+    c.init_checkpoint = "latest"  # from a workdir: "latest", "best" or a step number
+    c.init_arch = ""  # arch a torch state_dict source is keyed for ("" → the run's arch)
+    c.init_ema = True  # from a run that kept an EMA, start from its EMA weights
+    c.init_map = ()  # ("SRC=DST", ...) module-path renames; "GLOB=" drops (see VGG_FROM_A)
+    c.init_strict = False  # any tensor left random or unused is an error
+    c.freeze = ()  # parameter-path globs: no updates, no weight decay, their BatchNorms in inference mode
+    c.lr_mult = ()  # ("PATTERN=FACTOR", ...) learning-rate factors, e.g. ("classifier*=10",)
+    # The last N epochs (≤ 1: that fraction of the run): every BatchNorm in inference mode, scale/bias fixed.
+    c.bn_freeze_epochs = 0.0
+
+    # Weight averaging: EMA of params and BatchNorm statistics, evaluated beside the raw weights.
+    c.ema_decay = 0.0  # 0 → off (EfficientNet / MobileNet v2 reference code: 0.9999)
+    c.ema_warmup = "tf"  # "tf": min(d, (1+t)/(10+t)); "timm": min(d, 1-(1+t)^-power); "none"
+    c.ema_warmup_power = 0.75  # "timm" warm-up power (timm ModelEmaV3: 3/4 for shorter runs)
     c.tensorboard = True  # TensorBoard scalars in workdir/tensorboard (plus workdir/metrics.jsonl)
     return c

@@ -35,6 +35,19 @@ The paper reports no ImageNet result; ``nin`` follows the authors' ImageNet mode
 AlexNet-style training (batch 128, 224 crops + flips).
 """
 
+# VGG Sec. 3.1 warm start: configuration A is trained from random weights; B–E then start
+# with "the first four convolutional layers and the last three fully-connected layers" of
+# net A, the intermediate layers random, no lower learning rate for the copied layers. The
+# shape-consistent reading (A's conv1 → conv1_1, conv2 → conv2_1, conv3_1 → conv3_1,
+# conv3_2 → conv3_2, fc6–fc8 → fc6–fc8) in the torchvision module names of flaxnets.models.vgg
+# (features.N counts every conv/ReLU/pool): A = vgg11 has conv1 features.0, conv2 features.3,
+# conv3_1/3_2 features.6/8; B–E (vgg13, vgg16_c, vgg16, vgg19) have conv1_1 features.0,
+# conv2_1 features.5, conv3_1/3_2 features.10/12; classifier.0/3/6 are fc6/fc7/fc8 in all.
+# "*=" drops every other tensor of A. Used by train/configs/vgg_from_a.py.
+VGG_FROM_A = ("features.0=features.0", "features.3=features.5", "features.6=features.10",
+              "features.8=features.12", "classifier.0=classifier.0", "classifier.3=classifier.3",
+              "classifier.6=classifier.6", "*=")
+
 RECIPES = {
     "lenet5": dict(optimizer="sgd", learning_rate=5e-4, lr_batch_denom=0, batch_size=1, momentum=0.0,
                    weight_decay=0.0, num_epochs=20.0, schedule="step",

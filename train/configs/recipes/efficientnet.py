@@ -10,8 +10,11 @@ smoothing 0.1 from the reference code. BN momentum 0.99 (TF) is PyTorch-style 0.
 AutoAugment runs after the random-resized crop + flip with the ImageNet policy of the
 AutoAugment paper's appendix (Table 9); the reference TPU code uses its own ImageNet policy
 ("v0", 25 other sub-policies) and its own magnitude mapping, so this is the paper's
-AutoAugment, not necessarily the exact one EfficientNet was trained with. Not reproduced:
-the exponential moving average of the weights (decay 0.9999).
+AutoAugment, not necessarily the exact one EfficientNet was trained with. EMA of the weights
+and BatchNorm statistics, decay 0.9999 (tensorflow/tpu models/official/efficientnet/main.py:
+``moving_average_decay`` 0.9999, ``tf.train.ExponentialMovingAverage(decay,
+num_updates=global_step)`` over ``utils.get_ema_vars()`` = trainable variables plus BN moving
+mean/variance); ``num_updates`` is the ``"tf"`` warm-up ``min(d, (1+t)/(10+t))``.
 Reported (Table 2) top-1 / top-5: B0 77.1 / 93.3, B1 79.1 / 94.4, B2 80.1 / 94.9,
 B3 81.6 / 95.7, B4 82.9 / 96.4, B5 83.6 / 96.7, B6 84.0 / 96.8, B7 84.3 / 97.0.
 """
@@ -22,6 +25,7 @@ RECIPES = {
         learning_rate=0.256, lr_batch_denom=4096, schedule="exponential", decay_rate=0.97,
         decay_epochs=2.4, warmup_epochs=5.0, num_epochs=350.0, weight_decay=1e-5,
         label_smoothing=0.1, train_crop="random_resized", auto_augment="autoaugment", eval_crop_ratio=0.875,
+        ema_decay=0.9999, ema_warmup="tf",
         model_overrides=dict(drop_path_rate=0.2, bn_momentum=0.01),
     ),
 }
