@@ -103,6 +103,27 @@ def test_ema_equals_hand_computed_average() -> None:
     np.testing.assert_allclose(steps.ema_decay_at(999, 0.9999, "timm"), 1 - 1000 ** -0.75, rtol=1e-6)
 
 
+def test_bn_freeze_phase_keeps_every_batchnorm_as_it_is() -> None:
+    """bn_freeze_epochs: the last 5 % of 100 steps start at 95; in that phase a step leaves BN
+    statistics, scale and bias bit-identical while the conv still trains."""
+    from train import loop
+
+    cfg = get_config()
+    cfg.bn_freeze_epochs = 0.05
+    assert loop.bn_freeze_step(cfg, 10, 100) == 95
+    cfg.bn_freeze_epochs = 2.0
+    assert loop.bn_freeze_step(cfg, 10, 100) == 80
+    state = steps.init_state(_Tiny(), optax.sgd(0.5, 0.9), (6, 6, 2), seed=0)
+    batch = {"image": np.random.default_rng(0).standard_normal((4, 6, 6, 2)).astype(np.float32),
+             "label": np.arange(4) % 3}
+    new, _ = jax.jit(lambda s, b: steps.train_step(s, b, jax.random.PRNGKey(0), num_classes=3, frozen_bn=("*",),
+                                                   freeze_bn_affine=True))(state, batch)
+    for a, b in zip(jax.tree_util.tree_leaves([state.params["bn"], state.batch_stats]),
+                    jax.tree_util.tree_leaves([new.params["bn"], new.batch_stats]), strict=True):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(state.params["conv"]["kernel"], new.params["conv"]["kernel"])
+
+
 def test_lr_mult_scales_exactly_the_matching_leaves_and_freeze_keeps_no_state() -> None:
     params = {"backbone": {"conv": {"kernel": jnp.ones((3, 3, 2, 4)), "bias": jnp.ones(4)}},
               "bn": {"scale": jnp.ones(4), "bias": jnp.zeros(4)}, "fc": {"kernel": jnp.ones((4, 3))}}
