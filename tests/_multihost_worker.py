@@ -1,66 +1,56 @@
 """Subprocess worker for tests/test_multihost.py.
 
-Usage: python _multihost_worker.py OUT.npz WORKDIR [COORDINATOR NUM_PROCESSES PROCESS_ID]
-Trains resnet20 (8×8 inputs) for 4 steps on deterministic synthetic global batches; each
-process feeds its slice of every global batch. After 2 steps the state is checkpointed,
-restored from disk into a fresh state on every process, and training goes on. Process 0
-writes the losses and final parameters.
+Usage: python _multihost_worker.py DATA_DIR PLAN_JSON [COORDINATOR NUM_PROCESSES PROCESS_ID]
+
+PLAN_JSON is a list of ``[workdir, max_steps]``: each entry is one call of the trainer
+(``train.loop.train_and_evaluate``: LeNet-5 on the embedded digits in DATA_DIR, 12 steps in
+all, loss logged every step), which resumes from the workdir's checkpoint when it has one. A
+call with ``max_steps`` below 12 stops there with its checkpoint saved, as a killed run
+whose last checkpoint is at that step. With a coordinator, every process runs the plan, and
+process 0 (the coordinator) writes the addresses its port listens on to DATA_DIR/listen.json.
 """
 
+import json
+import os
 import sys
-
-import jax
 
 from train import parallel
 
 if len(sys.argv) > 3:
     parallel.initialize_distributed(sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), platform="cpu")
 
-import numpy as np  # noqa: E402
-from flax import traverse_util  # noqa: E402
-
-import flaxnets  # noqa: E402
-from train import checkpoint, optim, steps  # noqa: E402
+from train import loop  # noqa: E402
 from train.configs.default import get_config  # noqa: E402
 
-GLOBAL_BATCH, SHAPE = 16, (8, 8, 3)
+
+def listening(port: int) -> list[str]:
+    """Local addresses (hex, as /proc/net/tcp{,6} spell them) of sockets listening on ``port``."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if os.path.exists(table):
+            for row in open(table).read().splitlines()[1:]:
+                local, state = row.split()[1], row.split()[3]
+                addr, hex_port = local.rsplit(":", 1)
+                if int(hex_port, 16) == port and state == "0A":  # 0A: LISTEN
+                    found.append(addr)
+    return found
 
 
-def global_batch(i: int) -> dict:
-    rng = np.random.default_rng(100 + i)
-    return {"image": rng.standard_normal((GLOBAL_BATCH, *SHAPE)).astype(np.float32),
-            "label": rng.integers(0, 10, GLOBAL_BATCH).astype(np.int32)}
-
-
-def main(out: str, workdir: str) -> None:
+def config(data_dir: str, max_steps: int):
     cfg = get_config()
-    cfg.batch_size, cfg.learning_rate = GLOBAL_BATCH, 0.05
-    model = flaxnets.create_model("resnet20", num_classes=10)
-    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), np.zeros((1, *SHAPE), np.float32)))
-    tx, _ = optim.make_optimizer(cfg, shapes["params"], steps_per_epoch=10, total_steps=100)
-    fresh = steps.init_state(model, tx, SHAPE, seed=0)
-    par = parallel.Parallel("jit")
-    step = par.train_step(num_classes=10)
-    n, pi = jax.process_count(), jax.process_index()
-    per = GLOBAL_BATCH // n
-    state, losses = par.put_state(fresh), []
-    ckpt = checkpoint.Checkpointer(workdir, keep=2)
-    for i in range(4):
-        if i == 2:  # save on every host, then restore from disk into a fresh state
-            ckpt.save(2, par.host_state(state), {"arch": "resnet20"})
-            ckpt.wait()
-            restored, _ = ckpt.restore(fresh, "resnet20")
-            assert int(restored.step) == 2
-            state = par.put_state(restored)
-        local = {k: v[pi * per:(pi + 1) * per] for k, v in global_batch(i).items()}
-        state, metrics = step(state, par.put_batch(local), jax.random.PRNGKey(0))
-        losses.append(par.scalars(metrics)["loss"])
-    ckpt.close()
-    host = par.host_state(state)
-    if pi == 0:
-        flat = {"/".join(k): v for k, v in traverse_util.flatten_dict(
-            {"params": host.params, "batch_stats": host.batch_stats}).items()}
-        np.savez(out, losses=np.asarray(losses), **flat)
+    cfg.arch, cfg.dataset, cfg.data_dir, cfg.recipe = "lenet5", "digits", data_dir, False
+    cfg.batch_size, cfg.learning_rate, cfg.steps_per_epoch, cfg.num_epochs = 16, 0.05, 6, 2.0
+    cfg.max_steps, cfg.log_every_steps, cfg.checkpoint_every_steps = max_steps, 1, 1000
+    cfg.eval_every_epochs, cfg.steps_per_eval, cfg.tensorboard = 100, 1, False
+    return cfg
+
+
+def main(data_dir: str, plan: str) -> None:
+    if len(sys.argv) > 3 and int(sys.argv[5]) == 0:
+        with open(os.path.join(data_dir, "listen.json"), "w") as f:
+            json.dump(listening(int(sys.argv[3].rsplit(":", 1)[1])), f)
+    for workdir, max_steps in json.loads(plan):
+        loop.train_and_evaluate(config(data_dir, int(max_steps)), workdir)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,21 @@ def _config(arch: str = "resnet20", **fields):
     ("resnet20", {"crop_area_range": (0.5, 0.1)}, 32, "crop_area_range"),
     ("resnet20", {"keep_checkpoints": 0}, 32, "keep_checkpoints=0"),
     ("resnet20", {"parallel": "mpi"}, 32, "parallel='mpi'"),
+    ("resnet20", {"rmsprop_decay": 1.0}, 32, "rmsprop_decay=1.0 must be in [0, 1)"),
+    ("resnet20", {"adam_b2": -0.1}, 32, "adam_b2=-0.1"),
+    ("resnet20", {"rmsprop_eps": 0.0}, 32, "rmsprop_eps=0.0 must be in (0, inf)"),
+    ("resnet20", {"step_factor": 0.0}, 32, "step_factor=0.0"),
+    ("resnet20", {"decay_epochs": 0.0}, 32, "decay_epochs=0.0"),
+    ("resnet20", {"poly_power": -1.0}, 32, "poly_power=-1.0"),
+    ("resnet20", {"depthwise_weight_decay": -1e-4}, 32, "depthwise_weight_decay=-0.0001"),
+    ("resnet20", {"step_epochs": (60.0, 30.0)}, 32, "step_epochs=(60.0, 30.0) must be non-negative and increasing"),
+    ("resnet20", {"aspect_ratio_range": (0.0, 1.0)}, 32, "aspect_ratio_range=(0.0, 1.0)"),
+    ("resnet20", {"scale_jitter_range": (512, 256)}, 32, "scale_jitter_range=(512, 256)"),
+    ("resnet20", {"pad_crop_padding": -1}, 32, "pad_crop_padding=-1 must be an integer >= 0"),
+    ("resnet20", {"randaugment_num_ops": -1}, 32, "randaugment_num_ops=-1"),
+    ("resnet20", {"randaugment_magnitude": 11.0}, 32, "randaugment_magnitude=11.0 must be in [0, 10]"),
+    ("resnet20", {"shuffle_buffer": 0}, 32, "shuffle_buffer=0 must be an integer >= 1"),
+    ("resnet20", {"multiscale_sizes": (224, 0)}, 32, "multiscale_sizes=(224, 0) must be positive integers"),
 ])
 def test_each_bad_field_is_named(arch, fields, size, expect) -> None:
     problems = validate.config_problems(_config(arch, **fields), size)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
+import traceback
 from typing import Any
 
 import jax
@@ -21,6 +23,32 @@ import orbax.checkpoint as ocp
 from flax import serialization
 
 log = logging.getLogger(__name__)
+
+
+def _quiet_abandoned_reads() -> None:
+    """Drop tensorstore's reports of reads that complete after orbax gave up on a restore.
+
+    Orbax runs each restore in a fresh asyncio event loop and closes it as soon as the restore
+    raises (a corrupt checkpoint: one array fails). Reads of the other arrays still in flight
+    in tensorstore then finish into the closed loop; each one's ``call_soon_threadsafe``
+    raises ``RuntimeError: Event loop is closed``, which tensorstore reports through
+    ``sys.unraisablehook``, a traceback per read, although nothing is lost (those results
+    belong to the abandoned restore; the fallback restore is a new one). This hook drops
+    exactly those reports and passes every other one on.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "_drops_closed_loop_reads", False):
+        return
+
+    def hook(unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        frames = [f.name for f in traceback.extract_tb(unraisable.exc_traceback)]
+        if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed" and "call_soon_threadsafe" in frames:
+            return
+        previous(unraisable)
+
+    hook._drops_closed_loop_reads = True
+    sys.unraisablehook = hook
 
 
 class CheckpointError(RuntimeError):
@@ -50,6 +78,7 @@ class Checkpointer:
                                                    create=True)
         self.manager = ocp.CheckpointManager(self.directory, options=options,
                                              item_names=("state", "meta"))
+        _quiet_abandoned_reads()
 
     def steps(self) -> list[int]:
         """Saved steps, oldest first."""

@@ -97,6 +97,55 @@ def config_problems(config: Any, image_size: int) -> list[str]:
         need(image_size == info.input_size[0], f"image_size={image_size}: {config.arch} accepts only "
                                                f"{info.input_size[0]}x{info.input_size[1]}")
     bad += finetune_problems(config)
+    bad += schedule_and_augment_problems(config)
+    return bad
+
+
+def _pair(value: Any, low: float, high: float | None = None, integer: bool = False) -> bool:
+    """``value`` is ``(lo, hi)`` with ``low < lo <= hi`` (``<= high``), integers if asked."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return False
+    ok = math.isfinite(lo) and math.isfinite(hi) and low < lo <= hi and (high is None or hi <= high)
+    return ok and (not integer or (lo.is_integer() and hi.is_integer()))
+
+
+def schedule_and_augment_problems(config: Any) -> list[str]:
+    """Optimiser constants, schedule shapes and augmentation ranges the other checks leave out."""
+    bad: list[str] = []
+
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            bad.append(message)
+
+    def within(field: str, lo: float, hi: float, lo_open: bool = False, hi_open: bool = True) -> None:
+        x = _number(config.get(field))
+        ok = x is not None and (lo < x if lo_open else lo <= x) and (x < hi if hi_open else x <= hi)
+        need(ok, f"{field}={config.get(field)!r} must be in {'(' if lo_open else '['}{lo:g}, {hi:g}"
+                 f"{')' if hi_open else ']'}")
+
+    for field in ("rmsprop_decay", "adam_b1", "adam_b2"):
+        within(field, 0.0, 1.0)
+    for field in ("rmsprop_eps", "step_factor", "decay_rate", "decay_epochs", "poly_power"):
+        within(field, 0.0, math.inf, lo_open=True)
+    if config.get("depthwise_weight_decay") is not None:
+        within("depthwise_weight_decay", 0.0, math.inf)
+    steps_at = [_number(e) for e in tuple(config.get("step_epochs") or ())]
+    need(all(e is not None and e >= 0 for e in steps_at) and steps_at == sorted(steps_at),
+         f"step_epochs={tuple(config.step_epochs)!r} must be non-negative and increasing")
+    need(_pair(config.get("aspect_ratio_range"), 0.0),
+         f"aspect_ratio_range={tuple(config.aspect_ratio_range)!r} must satisfy 0 < lo <= hi")
+    need(_pair(config.get("scale_jitter_range"), 0.0, integer=True),
+         f"scale_jitter_range={tuple(config.scale_jitter_range)!r} must be integers 0 < lo <= hi")
+    for field, low in (("pad_crop_padding", 0), ("randaugment_num_ops", 0), ("shuffle_buffer", 1)):
+        x = _number(config.get(field))
+        need(x is not None and x.is_integer() and x >= low,
+             f"{field}={config.get(field)!r} must be an integer >= {low}")
+    within("randaugment_magnitude", 0.0, 10.0, hi_open=False)  # RandAugment's 0-10 scale (Sec. 3)
+    sizes = [_number(s) for s in tuple(config.get("multiscale_sizes") or ())]
+    need(all(s is not None and s.is_integer() and s > 0 for s in sizes),
+         f"multiscale_sizes={tuple(config.multiscale_sizes)!r} must be positive integers")
     return bad
 
 

@@ -1,12 +1,27 @@
-"""Train and eval iterators: TFDS split → this process's shard → augment → numpy batches.
+"""Train and eval iterators: TFDS split → global batches → this process's slice → augment → numpy.
 
-Determinism (exact resume after a kill): the training stream is a fixed function of
-``(seed, process shard)``. Epoch ``e`` is the shard in its stored order, shuffled with a
-buffer seeded by ``(seed, e)``; example ``i`` (its position in the shard) of epoch ``e`` is
-augmented with stateless random ops seeded by ``(seed, process_index, e, i)``. Epochs are
-concatenated and batched with batches crossing epoch boundaries, so the stream started
-at ``start_step`` is the uninterrupted stream with its first ``start_step × batch``
-examples skipped (skipping starts at the right epoch and only reads encoded records).
+Determinism (exact resume after a kill, on any number of hosts): the training stream is a
+fixed function of ``(seed, step)`` alone. The global batch of step ``s`` holds the examples at
+global positions ``[s·B, (s+1)·B)`` of the endless sequence "epoch 0, epoch 1, …", where
+epoch ``e`` is the split permuted by ``(seed, e)``; process ``p`` of ``P`` reads rows
+``[p·B/P, (p+1)·B/P)`` of every global batch (JAX lays a global batch out in process order).
+Example ``i`` (its index in the split) of epoch ``e`` is augmented with stateless random ops
+seeded by ``(seed, e, i)``. So a run resumed at step ``s`` on another number of processes or
+devices continues the same stream: same examples, same augmentations, same order.
+
+How positions become examples, chosen by the dataset alone (so a resume takes the same path):
+
+* random access (grain-style): epoch ``e``'s order is the stateless permutation
+  ``tf.random.experimental.index_shuffle(·, (seed, e))`` of the split, and each process reads
+  only its own examples. Image folders fetch files by path; TFDS splits of at most
+  ``IN_MEMORY_BYTES`` encoded (digits, mnist, cifar) are held in memory, encoded.
+* streamed (larger TFDS splits stored as TFRecords, e.g. imagenet2012): every process reads the
+  split's records in their stored order and shuffles them with a buffer of
+  ``config.shuffle_buffer`` seeded by ``(seed, e)``; it keeps its own slice of each global
+  batch before decoding, so only reading (not decoding) is repeated across processes.
+
+Resuming at ``start_step`` costs nothing on the random-access path and reads (without
+decoding) the skipped records of the current epoch on the streamed path.
 """
 
 from __future__ import annotations
@@ -14,10 +29,11 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
 from train.data import preprocess as pp
 from train.data.autoaugment import AUGMENTATIONS
@@ -74,9 +90,13 @@ def default_crop_ratio(config: Any, info: DatasetInfo) -> float:
 
 
 def train_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channels: int,
-                     mean: Sequence[float], std: Sequence[float], seed: int, process_index: int = 0,
+                     mean: Sequence[float], std: Sequence[float], seed: int,
                      crop_ratio: float | None = None):
-    """``(epoch, index, {"image": bytes, "label"}) → {"image", "label"}`` training transform."""
+    """``(epoch, index, {"image": bytes, "label"}) → {"image", "label"}`` training transform.
+
+    ``index`` is the example's index in the split: its random ops depend on
+    ``(seed, epoch, index)`` only, not on which process reads it.
+    """
     crop_mode = _get(config, "train_crop", "random_resized")
     if crop_mode not in _TRAIN_CROPS:
         raise ValueError(f"train_crop {crop_mode!r} not in {_TRAIN_CROPS}")
@@ -93,7 +113,7 @@ def train_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channel
         raise ValueError(f"auto_augment {policy!r} not in {AUGMENTATIONS}")
     ra_ops, ra_magnitude = int(_get(config, "randaugment_num_ops", 2)), float(_get(config, "randaugment_magnitude", 9))
     centre_ratio = default_crop_ratio(config, info) if crop_ratio is None else crop_ratio
-    base_key = tf.constant([seed, process_index], tf.int64)
+    base_key = tf.constant([seed, 0], tf.int64)
 
     def fn(epoch, index, ex):
         key = tf.random.experimental.stateless_fold_in(base_key, epoch)
@@ -126,38 +146,99 @@ def train_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channel
     return fn
 
 
+IN_MEMORY_BYTES = 1 << 30  # TFDS splits up to this size (encoded) are read once and held in memory
+_IN_MEMORY_EXAMPLES = 200_000  # the limit when a split's size in bytes is unknown
+
+
+def _random_access(builder, split: str) -> tuple[Any, int] | None:
+    """``(fetch, n)`` with ``fetch(index) → {"image": encoded bytes, "label"}`` for the whole
+    split (in its stored order), or None when the split is too large to hold and not a folder."""
+    if isinstance(builder, tfds.ImageFolder):  # files are random access by path
+        examples = builder._split_examples[split]  # noqa: SLF001 - the folder's fixed (path, label) order
+        labels = builder.info.features["label"]
+        paths = tf.constant([e.image_path for e in examples])
+        ids = tf.constant([labels.str2int(e.label) for e in examples], tf.int64)
+        return (lambda i: {"image": tf.io.read_file(tf.gather(paths, i)), "label": tf.gather(ids, i)}), len(examples)
+    n = split_size(builder, split)
+    try:
+        nbytes = int(builder.info.splits[split].num_bytes)
+    except Exception:  # noqa: BLE001 (no size metadata, e.g. under mock_data)
+        nbytes = 0
+    if (nbytes and nbytes > IN_MEMORY_BYTES) or (not nbytes and n and n > _IN_MEMORY_EXAMPLES):
+        return None
+    images_t, ids_t = _held_split(builder, split)
+    return (lambda i: {"image": tf.gather(images_t, i), "label": tf.gather(ids_t, i)}), int(images_t.shape[0])
+
+
+def _held_split(builder, split: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """The split's encoded images and labels, in stored order, read once per process."""
+    key = (builder.name, str(builder.data_dir), str(split))
+    if key not in _HELD:
+        records, _ = read_split(builder, split, 0, 1)
+        images, ids = [], []
+        for chunk in records.batch(8192).as_numpy_iterator():
+            images.append(chunk["image"])
+            ids.append(chunk["label"])
+        _HELD.clear()  # hold one split at a time
+        _HELD[key] = (tf.constant(np.concatenate(images) if images else np.zeros((0,), object), tf.string),
+                      tf.constant(np.concatenate(ids) if ids else np.zeros((0,), np.int64), tf.int64))
+    return _HELD[key]
+
+
+_HELD: dict[tuple[str, str, str], tuple[tf.Tensor, tf.Tensor]] = {}
+
+
 def train_iterator(config: Any, info: DatasetInfo, *, image_size: int, channels: int, mean: Sequence[float],
                    std: Sequence[float], global_batch_size: int, seed: int, start_step: int = 0,
                    data_dir: str | None = None, process_index: int | None = None,
                    process_count: int | None = None,
                    crop_ratio: float | None = None) -> Iterator[dict[str, np.ndarray]]:
-    """Infinite, deterministic, resumable stream of this process's augmented training batches.
+    """Infinite, deterministic, resumable stream of this process's slice of the global batches.
 
-    Yields ``{"image": float32 (b, H, W, C), "label": int32 (b,)}`` with
-    ``b = global_batch_size // process_count``. The batches after ``start_step`` equal those
-    an uninterrupted iterator yields from step ``start_step`` on. ``process_index`` /
-    ``process_count`` default to JAX's; ``crop_ratio`` (train_crop "center") defaults to
-    :func:`default_crop_ratio`.
+    Yields ``{"image": float32 (b, H, W, C), "label": int32 (b,)}``, rows ``[p·b, (p+1)·b)`` of
+    global batch ``start_step, start_step + 1, …`` with ``b = global_batch_size // process_count``
+    and ``p = process_index``. The global batches depend on ``(seed, step)`` only (see the module
+    docstring), not on ``process_count``. ``process_index`` / ``process_count`` default to JAX's;
+    ``crop_ratio`` (train_crop "center") defaults to :func:`default_crop_ratio`.
     """
     pi, pc = _processes(process_index, process_count)
     local_b = _local_batch(global_batch_size, pc)
+    big_b = int(global_batch_size)
     builder = get_builder(info.name, data_dir if data_dir is not None else info.data_dir)
-    shard, n = read_split(builder, info.train_split, pi, pc)
-    if n == 0:
-        raise ValueError(f"{info.name}:{info.train_split} shard {pi}/{pc} is empty")
-    buffer = int(max(1, min(int(_get(config, "shuffle_buffer", 10_000)), n)))
-    epoch0, offset = divmod(int(start_step) * local_b, n)
-    indexed = shard.enumerate()
-
-    def epoch_ds(epoch):
-        shuffled = indexed.shuffle(buffer, seed=tf.cast(seed, tf.int64) * 1_000_003 + epoch,
-                                   reshuffle_each_iteration=False)
-        return shuffled.map(lambda i, ex: (epoch, i, ex))
-
     fn = train_example_fn(config, info, image_size=image_size, channels=channels, mean=mean, std=std,
-                          seed=seed, process_index=pi, crop_ratio=crop_ratio)
-    ds = tf.data.Dataset.range(epoch0, np.iinfo(np.int64).max).flat_map(epoch_ds).skip(offset)
-    ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+                          seed=seed, crop_ratio=crop_ratio)
+    seed_t = tf.constant(int(seed), tf.int64)
+    source = _random_access(builder, info.train_split)
+    if source is not None:
+        fetch, n = source
+        if n == 0:
+            raise ValueError(f"{info.name}:{info.train_split} is empty")
+
+        def example(k):  # k: this process's running example count → its global position
+            pos = (k // local_b) * big_b + pi * local_b + k % local_b
+            epoch, i = pos // n, pos % n
+            index = tf.random.experimental.index_shuffle(i, tf.stack([seed_t, epoch]), tf.constant(n - 1, tf.int64))
+            return fn(epoch, index, fetch(index))
+
+        ds = tf.data.Dataset.range(int(start_step) * local_b, np.iinfo(np.int64).max)
+        ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        records, n = read_split(builder, info.train_split, 0, 1)
+        if n == 0:
+            raise ValueError(f"{info.name}:{info.train_split} is empty")
+        buffer = int(max(1, min(int(_get(config, "shuffle_buffer", 10_000)), n)))
+        start = int(start_step) * big_b
+        epoch0, offset = divmod(start, n)
+        indexed = records.enumerate()
+
+        def epoch_ds(epoch):
+            shuffled = indexed.shuffle(buffer, seed=seed_t * 1_000_003 + epoch, reshuffle_each_iteration=False)
+            return shuffled.map(lambda i, ex: (epoch, i, ex))
+
+        ds = tf.data.Dataset.range(epoch0, np.iinfo(np.int64).max).flat_map(epoch_ds).skip(offset)
+        # Keep this process's rows of every global batch, before anything is decoded.
+        ds = ds.enumerate(start).filter(lambda pos, _: (pos % big_b) // local_b == pi).map(lambda _, e: e)
+        ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
     if info.name.startswith("folder:"):  # a file that passed the start check but fails to decode: skip it
         ds = ds.ignore_errors(log_warning=True)
     ds = ds.batch(local_b, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
@@ -219,3 +300,65 @@ def eval_iterator(config: Any, info: DatasetInfo, *, image_size: int, channels: 
         ds = ds.concatenate(tf.data.Dataset.from_tensors(pad).repeat(num_pad))
     ds = ds.batch(local_b, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     return ds.with_options(_options()).as_numpy_iterator()
+
+
+class CropStream(NamedTuple):
+    """A multi-crop eval pass streamed in chunks of crops (:func:`eval_crop_stream`)."""
+
+    batches: Iterator[dict[str, np.ndarray]]
+    num_examples: int  # this process's real examples (their ``example`` indices are 0..n−1)
+    num_chunks: int  # batches yielded: the same on every process
+    crops_per_example: int
+
+
+def eval_crop_stream(config: Any, info: DatasetInfo, *, mode: str, sides: Sequence[int], image_size: int,
+                     channels: int, mean: Sequence[float], std: Sequence[float], chunk_size: int,
+                     max_examples: int | None = None, data_dir: str | None = None,
+                     process_index: int | None = None, process_count: int | None = None) -> CropStream:
+    """This process's eval examples as a stream of their ``mode`` crops ("144crop",
+    "multicrop150"; see :func:`preprocess.multi_scale_crops`), ``chunk_size`` crops per batch.
+
+    Batches are ``{"image" (chunk, H, W, C), "example" int32, "label" int32, "mask" float32}``:
+    each crop names its example, so the caller averages softmax outputs per example. Memory
+    stays bounded whatever the crop count: a batch holds ``chunk_size`` crops, and crops are
+    made one scale of one image at a time. ``max_examples`` keeps the first examples of the
+    shard (``steps_per_eval`` × batch: the examples the other modes see). Every process yields
+    ``num_chunks`` batches (padding crops have mask 0).
+    """
+    if mode not in pp.MULTI_SCALE_CROPS:
+        raise ValueError(f"crop mode {mode!r} not in {tuple(pp.MULTI_SCALE_CROPS)}")
+    if chunk_size < 1 or any(int(s) < image_size for s in sides):
+        raise ValueError(f"need chunk_size ≥ 1 and every side ≥ {image_size}, got {chunk_size}, {tuple(sides)}")
+    pi, pc = _processes(process_index, process_count)
+    builder = get_builder(info.name, data_dir if data_dir is not None else info.data_dir)
+    shard, n = read_split(builder, info.eval_split, pi, pc)
+    per_process = math.ceil((n if pc == 1 else (split_size(builder, info.eval_split) or info.num_eval)) / pc)
+    if max_examples is not None:
+        shard, n, per_process = shard.take(max_examples), min(n, max_examples), min(per_process, max_examples)
+    per_side_fn, per_side = pp.MULTI_SCALE_CROPS[mode]
+    k = per_side * len(sides)
+    num_chunks = math.ceil(per_process * k / chunk_size)
+    sides_t = tf.constant([int(s) for s in sides], tf.int32)
+
+    def decode(i, ex):
+        img = pp.convert_channels(pp.decode(ex["image"], info.channels), channels)
+        return tf.cast(i, tf.int32), img, tf.cast(ex["label"], tf.int32)
+
+    def crops(i, img, label):
+        def one_side(side):
+            out = per_side_fn(pp.resize_shorter(img, side), image_size)
+            out.set_shape([per_side, image_size, image_size, channels])
+            return pp.normalize(out, mean, std)
+
+        scales = tf.data.Dataset.from_tensor_slices(sides_t).map(one_side).unbatch()
+        return scales.map(lambda c: {"image": c, "example": i, "label": label, "mask": tf.constant(1.0)})
+
+    ds = shard.enumerate().map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.interleave(crops, cycle_length=4, block_length=per_side, num_parallel_calls=tf.data.AUTOTUNE,
+                       deterministic=True)
+    num_pad = num_chunks * chunk_size - n * k
+    if num_pad > 0:
+        pad = tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), ds.element_spec)
+        ds = ds.concatenate(tf.data.Dataset.from_tensors(pad).repeat(num_pad))
+    ds = ds.batch(chunk_size, drop_remainder=True).prefetch(2)
+    return CropStream(ds.with_options(_options()).as_numpy_iterator(), n, num_chunks, k)
