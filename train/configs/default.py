@@ -70,7 +70,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval_crop_ratio = 0.875  # resize shorter side to size/ratio, centre crop
     c.eval_modes = ("center",)  # at the end: any of "center", "10crop", "multiscale", "dense"
     c.multiscale_sizes = ()  # VGG Q ∈ {S−32, S, S+32}; () → derived from image_size
-    c.shuffle_buffer = 10_000
+    c.shuffle_buffer = 10_000  # streamed splits only (TFRecords > 1 GiB: imagenet2012); others: full permutation
     c.eval_batch_size = ml_collections.FieldReference(None, field_type=int)  # None → batch_size
     # Eval batches per evaluation (periodic and final); None → the whole eval split (smoke runs).
     c.steps_per_eval = ml_collections.FieldReference(None, field_type=int)
