@@ -4,7 +4,8 @@ Determinism (exact resume after a kill, on any number of hosts): the training st
 fixed function of ``(seed, step)`` alone. The global batch of step ``s`` holds the examples at
 global positions ``[s·B, (s+1)·B)`` of the endless sequence "epoch 0, epoch 1, …", where
 epoch ``e`` is the split permuted by ``(seed, e)``; process ``p`` of ``P`` reads rows
-``[p·B/P, (p+1)·B/P)`` of every global batch (JAX lays a global batch out in process order).
+``[p·B/P, (p+1)·B/P)`` of every global batch (where its rows sit on the devices follows the
+mesh; the loss and BatchNorm statistics are means over the whole global batch).
 Example ``i`` (its index in the split) of epoch ``e`` is augmented with stateless random ops
 seeded by ``(seed, e, i)``. So a run resumed at step ``s`` on another number of processes or
 devices continues the same stream: same examples, same augmentations, same order.
