@@ -196,9 +196,15 @@ REPRESENTATIVES: dict[str, int | None] = {
     "squeezenet1_1": None, "ghostnet_100": None, "darknet53": None, "nasnetalarge": 4, "seresnet50": None,
     "googlenet": None,
 }
-# Dense bf16/fp16 tensor-core peak FLOP/s per device kind, for MFU. H100/H200 SXM: 989.4 TFLOPS
-# bf16 dense (NVIDIA H100 Tensor Core GPU datasheet; H200 datasheet lists the same compute).
-PEAK_FLOPS = {"NVIDIA H100 80GB HBM3": 989.4e12, "NVIDIA H200": 989.4e12}
+# Dense bf16 tensor-core peak FLOP/s by device-kind substring, for MFU. NVIDIA H100 datasheet: BF16
+# Tensor Core 1,979 TFLOPS (SXM) / 1,513 (PCIe) "shown with sparsity; 1/2 lower without"; H200
+# has the H100's compute with more HBM (glennklockwood.com/garden/processors/h100: BF16 matrix 989.4).
+_PEAKS = (("H100 PCIe", 1513e12 / 2), ("H100", 1979e12 / 2), ("H200", 1979e12 / 2))
+
+
+def peak_flops(kind: str) -> float | None:
+    """The dense bf16 peak of device kind ``kind`` (None when unknown: no MFU)."""
+    return next((v for key, v in _PEAKS if key in kind), None)
 
 
 def _one(side: str, name: str, mode: str, batch: int, size: int, steps: int, dtype: str) -> dict:
@@ -259,7 +265,7 @@ def table(names: list[str], batches: dict[str, int | None], a: argparse.Namespac
             if mode == "eval":
                 row["gflops"] = _med([r["gflops"] for r in f if r.get("gflops")])
         kind = next((r.get("device") for r in runs.get((name, "train", "flax"), []) if r.get("device")), None)
-        peak = PEAK_FLOPS.get(kind or "")
+        peak = peak_flops(kind or "")
         # MFU: 3× the forward FLOPs per image (forward + backward ≈ 2× forward) at the train rate.
         row["mfu"] = (3 * row["gflops"] * 1e9 * row["train_flax"] / peak
                       if peak and row.get("gflops") and row.get("train_flax") else None)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench import PEAK_FLOPS, REPRESENTATIVES, bench_jax  # noqa: E402
+from bench import REPRESENTATIVES, bench_jax, peak_flops  # noqa: E402
 
 import flaxnets  # noqa: E402
 
@@ -47,7 +47,7 @@ def _row(name: str, batch: int, dtype: str = "bfloat16", **kw) -> dict:
     size = flaxnets.model_info(name).input_size[0]
     ev = bench_jax(name, batch, size, 10, False, dtype, kw or None)
     tr = bench_jax(name, batch, size, 10, True, dtype, kw or None)
-    peak = PEAK_FLOPS.get(jax.devices()[0].device_kind)
+    peak = peak_flops(jax.devices()[0].device_kind)
     mfu = 3 * ev["gflops"] * 1e9 * tr["img_s"] / peak if peak and ev.get("gflops") else None
     row = {"model": name, "batch": batch, "dtype": dtype, **kw, "eval_img_s": ev["img_s"], "train_img_s": tr["img_s"],
            "train_compile_s": tr["compile_s"], "train_peak_mb": tr["peak_mb"], "gflops_per_img": ev["gflops"],

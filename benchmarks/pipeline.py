@@ -3,7 +3,8 @@
 Makes a folder of JPEGs from scikit-learn's two sample photos (random crops, rescales to
 ImageNet-like sides of ~300–500 px, re-encoded at JPEG quality 75–95), then times the
 trainer's ``train_example_fn`` (decode + random-resized crop + flip + normalise, default
-config) through ``tf.data`` with 1 thread and with every core, in images per second.
+config) through ``tf.data`` with 1 thread and with every core: images per wall second and
+per CPU second (the per-core rate, robust to other load on a shared machine).
 
     python benchmarks/pipeline.py --images 256 --size 224
 """
@@ -49,8 +50,10 @@ def make_jpegs(folder: Path, count: int, seed: int = 0) -> list[Path]:
     return paths
 
 
-def rate(paths: list[Path], size: int, threads: int, epochs: int) -> float:
-    """Images/s of the trainer's train transform over ``paths`` with ``threads`` tf.data threads."""
+def rate(paths: list[Path], size: int, threads: int, epochs: int) -> tuple[float, float]:
+    """(images per wall second, images per CPU second of this process) of the trainer's train
+    transform over ``paths`` with ``threads`` tf.data threads. The CPU-second rate is the
+    per-core rate, and holds on a machine shared with other load, where wall time does not."""
     import tensorflow as tf
 
     from train.data.builders import DatasetInfo
@@ -70,10 +73,10 @@ def rate(paths: list[Path], size: int, threads: int, epochs: int) -> float:
     it = iter(ds)
     for _ in range(len(data) // 32):  # warm-up: one pass
         next(it)
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     for batch in it:
         n += int(batch["image"].shape[0])
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,8 +96,8 @@ def main(argv: list[str] | None = None) -> None:
               f"mean {np.mean([q.stat().st_size for q in paths]) / 1024:.0f} KiB")
         cores = os.cpu_count() or 1
         for threads in sorted({1, cores}):
-            r = rate(paths, a.size, threads, a.epochs)
-            print(f"threads {threads}: {r:.0f} images/s ({r / threads:.0f} per thread)")
+            wall, cpu = rate(paths, a.size, threads, a.epochs)
+            print(f"threads {threads}: {wall:.0f} images/s wall, {cpu:.0f} images per CPU-second (per core)")
 
 
 if __name__ == "__main__":
