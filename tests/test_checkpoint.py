@@ -15,6 +15,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 import pytest
+from flax import serialization
 
 import flaxnets
 from train import checkpoint, steps
@@ -130,6 +131,21 @@ def test_fallback_restores_leave_no_tracebacks(tmp_path: pathlib.Path, monkeypat
     time.sleep(0.5)  # the abandoned reads finish after the restore has returned
     assert not reports, [f"{type(r.exc_value).__name__}: {r.exc_value}" for r in reports[:3]]
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_checkpoint_from_before_the_ema_entries_restores(tmp_path: pathlib.Path) -> None:
+    """A state saved without ``ema_params``/``ema_batch_stats`` (older runs) still resumes."""
+    base = _state()
+    tree = serialization.to_state_dict(base)
+    del tree["ema_params"], tree["ema_batch_stats"]
+    ck = checkpoint.Checkpointer(str(tmp_path), keep=2)
+    ck.manager.save(3, args=ocp.args.Composite(state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(
+        {"arch": "lenet5", "digest": checkpoint.tree_digest(tree)})))
+    ck.close()
+    ck = checkpoint.Checkpointer(str(tmp_path), keep=2)
+    restored, _ = ck.restore(base, "lenet5")
+    assert int(restored.step) == 0 and restored.ema_params == {}
+    ck.close()
 
 
 def jax_map(fn, tree):

@@ -95,6 +95,20 @@ class Checkpointer:
             state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)), force=force,
             metrics=dict(metrics) if metrics else None)
 
+    def _restore_state(self, step: int, target: Any) -> Any:
+        """The state at ``step`` in ``target``'s structure. A checkpoint written before the state
+        gained empty entries (e.g. ``ema_params`` of a run without EMA) restores with them added."""
+        try:
+            return self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+        except ValueError as e:
+            on_disk = set(self.manager.item_metadata(step)["state"].keys())
+            empty = {k: v for k, v in _empty_entries(target).items() if k not in on_disk}
+            if not empty or "tree structures do not match" not in str(e):
+                raise
+            slim = {k: v for k, v in target.items() if k not in empty}
+            restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(slim)))
+            return {**restored["state"], **empty}
+
     def best_step(self) -> int | None:
         """The kept step with the best eval top-1 (``keep_best``), else None."""
         if self.manager._options.best_fn is None:  # noqa: SLF001 - orbax keeps its options there
@@ -139,8 +153,7 @@ class Checkpointer:
                     f"workdir {os.path.dirname(self.directory)} holds a checkpoint of arch "
                     f"{meta.get('arch')!r}, not {arch!r}; use another --workdir")
             try:
-                restored = self.manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(target)))["state"]
+                restored = self._restore_state(step, target)
                 _check_finite_structure(target, restored)
                 if "digest" in meta and tree_digest(restored) != meta["digest"]:
                     raise ValueError("content checksum mismatch (the data files changed after the save)")
@@ -153,6 +166,12 @@ class Checkpointer:
                 self.manager.delete(bad)
             return serialization.from_state_dict(host_state, restored), meta
         raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
+
+
+def _empty_entries(tree: Any) -> dict:
+    """Top-level entries of a state dict that hold no arrays (e.g. ``ema_params`` of a run
+    without EMA)."""
+    return {k: v for k, v in tree.items() if not jax.tree_util.tree_leaves(v)}
 
 
 def best_metric(metrics: Any) -> float:
