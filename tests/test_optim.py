@@ -234,3 +234,38 @@ def test_lightweight_recipes_schedules_and_depthwise_decay() -> None:
     assert on(rest) and not on(rest) & on(depthwise) and all("kernel" in k for k in on(rest))
     # MobileNet v2 keeps one rate for every kernel.
     assert len(optim.weight_decay_groups(recipe("mobilenet_v2"), params)) == 1
+
+
+def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
+    """On digits (1,437 images): a batch cap of 64 (≥ 16 steps an epoch) with the recipe's lr
+    rule, the dataset's epochs, step boundaries as fractions of the run, exponential decay and
+    warm-up shrunk in proportion, the recipe resolution dropped; small batches (LeNet-5's 1) and
+    explicit fields kept; a recipe on its own dataset is left alone."""
+    from train.configs import adapt_recipe, recipe_home
+    from train.loop import apply_recipe
+
+    def adapted(arch: str, dataset: str = "digits", n: int = 1437, side: int = 8, explicit=(), **fields):
+        cfg = get_config()
+        cfg.arch = arch
+        for k, v in fields.items():
+            setattr(cfg, k, v)
+        return adapt_recipe(apply_recipe(cfg, explicit), dataset, n, side, 30.0, explicit)
+
+    cfg, line = adapted("resnet50")  # ImageNet recipe: batch 128 (default), steps 30/60/80 of 90
+    assert recipe_home("resnet50") == "imagenet2012" and "imagenet2012" in line and "digits" in line
+    assert cfg.batch_size == 64 and cfg.num_epochs == 30.0
+    assert cfg.step_epochs == pytest.approx((30 / 90, 60 / 90, 80 / 90))
+    assert optim.base_learning_rate(cfg) == pytest.approx(0.1 * 64 / 256)
+    cfg, _ = adapted("inception_v3")  # ×0.94 every 2 of 100 epochs → every 0.6 of 30; 299 dropped
+    assert cfg.decay_epochs == pytest.approx(0.6) and cfg.image_size is None
+    cfg, _ = adapted("ghostnet_100")  # 5 warm-up epochs of 400 → 0.375 of 30
+    assert cfg.warmup_epochs == pytest.approx(0.375) and cfg.batch_size == 64
+    cfg, _ = adapted("lenet5")  # batch 1 kept; MNIST recipe: 20 → 30 epochs, steps as fractions
+    assert cfg.batch_size == 1 and cfg.step_epochs == pytest.approx((0.1, 0.25, 0.4, 0.6))
+    cfg, _ = adapted("lenet5", explicit=("batch_size",), batch_size=64)  # lr 5e-4 per image
+    assert optim.base_learning_rate(cfg) == pytest.approx(5e-4 * 64)
+    cfg, _ = adapted("senet154", explicit=("batch_size", "num_epochs"), batch_size=256, num_epochs=7.0)
+    assert cfg.batch_size == 256 and cfg.num_epochs == 7.0
+    assert cfg.step_epochs == pytest.approx((0.3, 0.6, 0.9))  # 30/60/90 of the recipe's 100
+    cfg, line = adapted("resnet20", "cifar10", 50_000, 32)  # its own dataset: untouched
+    assert line == "" and cfg.num_epochs == 164.0 and cfg.step_epochs == (0.5, 0.75)

@@ -236,6 +236,11 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
     workdir = os.path.abspath(os.path.expanduser(workdir))
     dataset = data.resolve_dataset(config.dataset, config.data_dir)
     info = data.dataset_info(dataset, config.data_dir)
+    from train.configs import adapt_recipe  # a recipe on a dataset it was not written for
+
+    config, adapted = adapt_recipe(config, info.name, info.num_train, info.image_size, info.default_epochs, explicit)
+    if adapted and progress.is_main_process():
+        print(adapted, flush=True)
     if dataset in NO_FLIP_DATASETS and "random_flip" not in set(explicit) and config.random_flip:
         config.random_flip = False  # mirrored digits are other glyphs
     mi = flaxnets.model_info(config.arch)

@@ -1,1 +1,101 @@
-"""Training configurations: ``default.py`` (every field) and per-family paper recipes."""
+"""Training configurations: ``default.py`` (every field) and per-family paper recipes.
+
+A recipe is written for one dataset: ImageNet for the ImageNet networks, CIFAR-10 or MNIST
+for the networks whose input is that small (:func:`recipe_home`). On any other dataset
+:func:`adapt_recipe` keeps what defines the recipe (optimiser, schedule shape,
+regularisation, loss) and re-scales what belongs to the data:
+
+* batch size: at most ``num_train // MIN_STEPS_PER_EPOCH`` rounded down to a power of two, so
+  an epoch has at least that many steps (a batch of 1,024 on the 1,437 digits would be one
+  step per epoch); smaller recipe batches (LeNet-5's 1) stay as they are. The learning rate
+  follows through the recipe's own rule (``lr_batch_denom``);
+* length: the dataset's default budget; epoch boundaries of ``step`` schedules become the same
+  fractions of the run, ``exponential`` decay intervals, warm-up epochs and the EMA horizon
+  (in epochs) shrink in the same proportion, so the run covers the recipe's whole schedule;
+* image size: a recipe's resolution (299 for Inception) is dropped on small-image datasets,
+  where the trainer picks a small size the model allows.
+
+Fields given explicitly (``--config.<field>``) are never changed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import ml_collections
+
+MIN_STEPS_PER_EPOCH = 16  # an epoch of at least 16 updates (digits: batch ≤ 64)
+SMALL_IMAGE_SIDE = 64  # datasets whose images are at most this side are "small" (digits, MNIST, CIFAR)
+
+# Training-set sizes of the recipes' home datasets (TFDS split sizes).
+HOME_NUM_TRAIN = {"imagenet2012": 1_281_167, "cifar10": 50_000, "mnist": 60_000}
+HOME_DEFAULT_EPOCHS = {"imagenet2012": 90.0, "cifar10": 30.0, "mnist": 10.0}
+
+
+def recipe_home(arch: str) -> str:
+    """The dataset an arch's recipe was written for: MNIST for 1-channel models of at most
+    32×32 (LeNet-5, Highway FC), CIFAR-10 for other models of at most 32×32, else ImageNet."""
+    import flaxnets
+
+    h, _, c = flaxnets.model_info(arch).input_size
+    if h <= 32:
+        return "mnist" if c == 1 else "cifar10"
+    return "imagenet2012"
+
+
+def _pow2_floor(n: int) -> int:
+    return 1 << (max(n, 1).bit_length() - 1)
+
+
+def adapt_recipe(config: ml_collections.ConfigDict, dataset: str, num_train: int, image_side: int,
+                 default_epochs: float, explicit: Iterable[str] = ()) -> tuple[ml_collections.ConfigDict, str]:
+    """``config`` (recipe already applied) adapted to ``dataset`` when the arch's recipe was
+    written for another one, and a one-line description of the change ("" when none)."""
+    from train.configs.recipes import recipe_for
+
+    if not config.get("recipe", True):
+        return config, ""
+    home = recipe_home(config.arch)
+    if dataset == home:
+        return config, ""
+    recipe = recipe_for(config.arch)
+    explicit = set(explicit)
+    config = ml_collections.ConfigDict(config.to_dict())
+    free = [f for f in recipe if f not in explicit]  # recipe values we may re-scale
+    changes = []
+
+    old_batch = int(config.batch_size)
+    if "batch_size" not in explicit:
+        cap = _pow2_floor(num_train // MIN_STEPS_PER_EPOCH)
+        if old_batch > cap:
+            config.batch_size = cap
+            changes.append(f"batch {old_batch}→{cap}")
+
+    old_epochs = float(recipe["num_epochs"]) if "num_epochs" in recipe else HOME_DEFAULT_EPOCHS[home]
+    new_epochs = float(config.num_epochs) if "num_epochs" in explicit and config.num_epochs else default_epochs
+    ratio = new_epochs / old_epochs
+    if "num_epochs" not in explicit:
+        config.num_epochs = new_epochs
+        if old_epochs != new_epochs:
+            changes.append(f"{old_epochs:g}→{new_epochs:g} epochs")
+    if "step_epochs" not in explicit and config.schedule == "step":
+        config.step_epochs = tuple(float(e) if e <= 1.0 else e / old_epochs for e in config.step_epochs)
+    if "decay_epochs" not in explicit and config.schedule == "exponential":
+        config.decay_epochs = float(config.decay_epochs) * ratio
+    if "warmup_epochs" not in explicit and config.warmup_epochs:
+        config.warmup_epochs = float(config.warmup_epochs) * ratio
+    if "ema_decay" in free and recipe["ema_decay"]:
+        # The same averaging horizon in epochs: 1/(1-d) steps scale with the steps per epoch.
+        old_steps = HOME_NUM_TRAIN[home] / old_batch * old_epochs
+        new_steps = max(num_train // int(config.batch_size), 1) * new_epochs
+        config.ema_decay = max(0.0, 1.0 - (1.0 - float(recipe["ema_decay"])) * old_steps / new_steps)
+    if "image_size" in free and image_side <= SMALL_IMAGE_SIDE:
+        config.image_size = None
+        changes.append("recipe resolution dropped")
+    lr_rule = (f"lr ×batch/{config.lr_batch_denom}" if config.lr_batch_denom else "lr unscaled")
+    line = (f"{config.arch}'s recipe is written for {home}; on {dataset}: " + ", ".join(changes or ["as is"])
+            + f"; schedule shape, optimiser, regularisation and loss kept ({lr_rule}); --config.* wins.")
+    if math.isclose(ratio, 1.0) and not changes:
+        return config, ""
+    return config, line

@@ -6,7 +6,9 @@ passes, 2e-4 for 3, 1e-4 for 3, 5e-5 for 4, 1e-5 after (μ = 0.02); no weight de
 distortions for the 0.95 % test error (0.8 % with distortions). Here: plain SGD with the
 paper's η and epochs; the step factor 0.5 at epochs 2/5/8/12 approximates the paper's
 0.4/0.5/0.5/0.2 steps. The paper's per-parameter η/(μ + h_kk) scaling is not reproduced,
-so plain SGD at these rates learns more slowly than SDLM. Digits are never flipped.
+so plain SGD at these rates learns more slowly than SDLM. Digits are never flipped. The
+rates are per sample (batch 1): a larger batch scales them linearly (``lr_batch_denom=1``),
+so ``--config.batch_size=64`` trains at 0.032, not at the batch-1 rate.
 
 AlexNet (Krizhevsky et al. 2012, Sec. 3.4, 4.1, 5): SGD batch 128, momentum 0.9, weight
 decay 5e-4, lr 0.01 divided by 10 when the validation error stopped improving (3 times,
@@ -49,7 +51,7 @@ VGG_FROM_A = ("features.0=features.0", "features.3=features.5", "features.6=feat
               "classifier.6=classifier.6", "*=")
 
 RECIPES = {
-    "lenet5": dict(optimizer="sgd", learning_rate=5e-4, lr_batch_denom=0, batch_size=1, momentum=0.0,
+    "lenet5": dict(optimizer="sgd", learning_rate=5e-4, lr_batch_denom=1, batch_size=1, momentum=0.0,
                    weight_decay=0.0, num_epochs=20.0, schedule="step",
                    step_epochs=(2.0, 5.0, 8.0, 12.0), step_factor=0.5, image_size=32,
                    train_crop="center", random_flip=False, eval_modes=("center",)),

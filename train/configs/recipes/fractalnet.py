@@ -19,7 +19,7 @@ alone 4.68 %); 40 layers 5.24 %.
 _STEPS = tuple(1.0 - 2.0**-k for k in range(1, 9))
 
 RECIPES = {
-    "fractalnet*": dict(optimizer="sgd", learning_rate=0.02, lr_batch_denom=0, batch_size=100,
+    "fractalnet*": dict(optimizer="sgd", learning_rate=0.02, lr_batch_denom=100, batch_size=100,
                         momentum=0.9, schedule="step", step_epochs=_STEPS, step_factor=0.1,
                         num_epochs=400.0, warmup_epochs=0.0, train_crop="pad_crop", random_flip=True),
     "fractalnet20_cifar": dict(model_overrides={"local_drop_rate": 0.15, "global_drop_rate": 0.5}),

@@ -15,7 +15,7 @@ padding and dropout 0.2. Reported accuracy Highway B (19 layers, ≈2.3M params)
 """
 
 RECIPES = {
-    "highway_fc": dict(optimizer="sgd", learning_rate=0.01, lr_batch_denom=0, batch_size=128,
+    "highway_fc": dict(optimizer="sgd", learning_rate=0.01, lr_batch_denom=128, batch_size=128,
                        momentum=0.9, weight_decay=0.0, schedule="exponential", decay_rate=0.95,
                        decay_epochs=1.0, num_epochs=400.0, train_crop="center", random_flip=False),
     "highway_cifar": dict(optimizer="sgd", learning_rate=0.025, lr_batch_denom=100, batch_size=100,
