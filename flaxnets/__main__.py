@@ -1,4 +1,5 @@
-"""``python -m flaxnets [PATTERN] [--summary NAME]``: the model table, or one model's layers."""
+"""``python -m flaxnets [PATTERN] [--summary NAME] [--plot PATH]``: the model table, one model's
+layers, or the accuracy-vs-GFLOPs chart of the registry (needs matplotlib: ``flaxnets[plot]``)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("pattern", nargs="?", default="*", help="glob over registry names")
     p.add_argument("--summary", metavar="NAME", help="print the per-layer table of NAME")
     p.add_argument("--depth", type=int, default=None, help="nesting depth of --summary rows")
+    p.add_argument("--plot", metavar="PATH", help="draw published top-1 vs GFLOPs of the models matching PATTERN "
+                   "(bubble = params, colour = family) into PATH (.png, .svg, .pdf)")
     a = p.parse_args(argv)
     try:
         if a.summary:
             print(flaxnets.summary(a.summary, depth=a.depth))
             return 0
         names = flaxnets.list_models(a.pattern)
-    except ValueError as e:
+        if not names:
+            raise ValueError(f"no model matches {a.pattern!r}")
+        if a.plot:
+            from flaxnets.plot import plot_zoo
+
+            print(plot_zoo(a.plot, names))
+            return 0
+    except (ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{'name':<30}{'family':<14}{'year':<6}{'input':<12}{'params':>14}  {'top-1':>6}  twin")

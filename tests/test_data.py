@@ -437,62 +437,7 @@ def test_mocked_tfds_datasets(mocked, tmp_path, name, classes, size, channels):
     assert ten["image"].shape == (4, 10, 16, 16, 3)
 
 
-# ------------------------------------------------------------------------ colab notebook
-
-NOTEBOOK = __import__("pathlib").Path(__file__).resolve().parents[1] / "colab" / "flaxnets_quickstart.ipynb"
-_OPTIONAL = {"torch", "torchvision", "matplotlib"}
-
-
-def _notebook_code() -> list[tuple[list[str], str]]:
-    import json
-
-    nb = json.loads(NOTEBOOK.read_text())
-    assert nb["nbformat"] == 4 and nb["cells"]
-    cells = []
-    for cell in nb["cells"]:
-        assert cell["cell_type"] in ("markdown", "code") and isinstance(cell["source"], list)
-        if cell["cell_type"] == "code":
-            assert cell["outputs"] == [] and "execution_count" in cell
-            cells.append((cell["metadata"].get("tags", []), "".join(cell["source"])))
-    return cells
-
-
-def test_notebook_is_valid_and_imports_exist():
-    import ast
-    import importlib
-
-    cells = _notebook_code()
-    sources = "\n".join(src for _, src in cells)
-    assert "train_and_evaluate" in sources and "from_torch" in sources and "list_models" in sources
-    for _, src in cells:
-        tree = ast.parse(src)  # every code cell compiles
-        for node in ast.walk(tree):  # the names it imports from this repo exist
-            if isinstance(node, ast.ImportFrom) and node.module.split(".")[0] not in _OPTIONAL:
-                module = importlib.import_module(node.module)
-                for alias in node.names:
-                    assert hasattr(module, alias.name), f"{node.module}.{alias.name}"
-    # The training cell uses config fields that exist (or that the trainer reads with .get).
-    config = get_config()
-    train_src = next(src for _, src in cells if "train_and_evaluate(" in src)
-    for node in ast.walk(ast.parse(train_src)):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "config" \
-                and isinstance(node.ctx, ast.Store):
-            assert node.attr in config or node.attr == "tensorboard", node.attr
-
-
-def test_notebook_cheap_cells_run(monkeypatch, capsys):
-    """The setup, registry and model cells execute (training is left to the trainer's tests)."""
-    repo = NOTEBOOK.parents[1]
-    monkeypatch.chdir(NOTEBOOK.parent)  # as when opened from colab/
-    monkeypatch.setattr("sys.path", list(__import__("sys").path))
-    namespace: dict = {}
-    cheap = [src for tags, src in _notebook_code() if "cheap" in tags]
-    assert len(cheap) >= 2
-    for src in cheap:
-        exec(compile(src, str(NOTEBOOK), "exec"), namespace)
-    out = capsys.readouterr().out
-    assert f"repository: {repo}" in out and "resnet20" in out and "total params" in out
-    assert namespace["logits"].shape == (2, 10)
+# (the colab notebooks are executed by tests/test_notebooks.py)
 
 
 def test_image_folder_bad_files_fail_at_start_naming_them(folder, tmp_path):

@@ -229,7 +229,7 @@ class _Resolved:
 
 def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable[str]) -> _Resolved:
     """Config against recipe, dataset and model: what training and evaluation-only runs share."""
-    import train.data as data  # TensorFlow is imported lazily, only when training
+    data = progress.import_quietly("train.data")  # TensorFlow: imported lazily, its load notices dropped
 
     flaxnets.model_info(config.arch)  # unknown arch → ValueError with close names
     config = apply_recipe(config, explicit)
@@ -266,7 +266,7 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
 def setup_run(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable[str] = ()) -> Run:
     """Resolve the config against recipe, dataset and model; build the state (restored if the
     workdir has a checkpoint), the checkpointer, logs and the data iterators."""
-    import train.data as data
+    data = progress.import_quietly("train.data")
 
     r = _resolve(config, workdir, explicit)
     config, info, mi, par, model = r.config, r.data_info, r.model_info, r.par, r.model
@@ -545,11 +545,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
         final = final_evaluations(run, step)
         if run.config.get("export_weights"):
             final["weights"] = export_weights(run)
+        write_curves(run)
         return final
     finally:
         run.bar.close()
         run.ckpt.close()
         run.writer.close()
+
+
+def write_curves(run: Run) -> None:
+    """``WORKDIR/curves.png``: train loss, eval top-1 and lr against step (:mod:`train.plot`)."""
+    if not progress.is_main_process():
+        return
+    from train import plot
+
+    try:
+        run.bar.message(f"curves written to {plot.write_curves(run.workdir)}")
+    except ImportError as e:  # matplotlib is in the [train] extra; a bare install skips the picture
+        print(f"warning: curves.png not written: {e}", file=sys.stderr)
 
 
 def export_weights(run: Run) -> str:

@@ -14,7 +14,6 @@ host; multi-worker TPU slices are detected automatically.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import Any
@@ -86,7 +85,9 @@ def config_from_flags(argv: list[str], example: str = "--arch=NAME") -> Any:
     ``train.main`` and ``train.evaluate``); stray positional arguments fail in one line."""
     if len(argv) > 1:
         fail(f"unexpected arguments {argv[1:]} (flags look like {example})")
-    logging.getLogger("absl").setLevel(logging.WARNING)
+    from train import progress
+
+    progress.quiet_console()  # the trainer's lines; libraries' warnings in one line each
     config = FLAGS.config
     if FLAGS.arch:
         config.arch = FLAGS.arch

@@ -8,11 +8,16 @@ Only process 0 displays and writes.
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import math
 import os
+import re
 import sys
+import tempfile
 import time
+import warnings
 from typing import Any
 
 import jax
@@ -125,3 +130,74 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+# ------------------------------------------------------------------------------ quiet console
+# The trainer's console holds its own lines. Libraries' INFO chatter (JAX's backend probe,
+# orbax, TFDS) is dropped; their warnings and errors still show, one line each
+# ("warning: ..."); TensorFlow's load-time C++ notices (oneDNN, CPU features) are dropped,
+# its load-time warnings/errors passed on.
+
+_TF_LOAD_NOTICES = ("WARNING: All log messages before absl::InitializeLog",  # absl's note before its init
+                    "To enable the following instructions")  # 2nd line of the CPU-feature notice
+
+
+class _OneLineFormatter(logging.Formatter):
+    """``warning: message`` on one line (exception text folded in)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info:
+            text += f" ({self.formatException(record.exc_info).strip().splitlines()[-1]})"
+        return f"{record.levelname.lower()}: {' '.join(text.split())}"
+
+
+def _not_a_library_notice(record: logging.LogRecord) -> bool:
+    """TFDS's notes below ERROR (e.g. "Variant folder … has no dataset_info.json" while it scans
+    its data dir) concern TFDS's cache, not the user: dropped."""
+    return record.levelno >= logging.ERROR or "tensorflow_datasets" not in record.pathname
+
+
+def quiet_console() -> None:
+    """Configure the process's logging for a command-line run of the trainer (see above)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # INFO off, for TensorFlow builds that honour it
+    formatter = _OneLineFormatter()
+    root = logging.getLogger()
+    root.setLevel(logging.WARNING)
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    for handler in root.handlers:
+        # absl's handler formats with the Python handler it wraps
+        getattr(handler, "python_handler", handler).setFormatter(formatter)
+        handler.addFilter(_not_a_library_notice)
+    for name in ("absl", "jax", "orbax", "tensorflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("absl").addFilter(_not_a_library_notice)
+    warnings.formatwarning = lambda message, category, *_, **__: (
+        f"warning: {' '.join(str(message).split())} ({category.__name__})\n")
+
+
+def _is_load_notice(line: str) -> bool:
+    return line.startswith(_TF_LOAD_NOTICES) or bool(re.match(r"I\d{4} ", line))  # absl C++ INFO lines
+
+
+def import_quietly(module: str) -> Any:
+    """``importlib.import_module(module)`` with the C++ INFO notices TensorFlow writes to the
+    process's stderr while it loads dropped; anything else it writes there is passed on."""
+    if module in sys.modules:
+        return sys.modules[module]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            return importlib.import_module(module)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode(errors="replace").splitlines():
+                if line.strip() and not _is_load_notice(line):
+                    print(line, file=sys.stderr)
+            if "tensorflow_datasets" in sys.modules:  # tqdm bars: escape codes in logs, noise on a terminal
+                sys.modules["tensorflow_datasets"].disable_progress_bar()

@@ -74,6 +74,12 @@ class Digits(tfds.core.GeneratorBasedBuilder):
     code_path = epath.Path(__file__)
     RELEASE_NOTES = {"1.0.0": "Stratified 1,437 / 360 split, random_state=0."}
 
+    def _log_download_bytes(self) -> None:  # TFDS would print "Unknown size" download sizes
+        print(f"preparing the embedded digits in {self.data_dir} (once)", flush=True)
+
+    def _log_download_done(self) -> None:
+        pass
+
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
             builder=self,
