@@ -585,8 +585,41 @@ def export_weights(run: Run) -> str:
     return path
 
 
+def eval_scale(run: Run) -> int:
+    """The shorter side the eval crop is taken from (``image_size / eval_crop_ratio``): VGG's
+    S of the dense and multi-scale modes."""
+    return int(round(run.image_size / float(run.config.eval_crop_ratio)))
+
+
+def multiscale_sizes(run: Run) -> list[int]:
+    """Test scales Q of the "multiscale" mode: ``config.multiscale_sizes``, else {S − 32, S, S + 32}
+    (VGG Sec. 4.2, models trained at a fixed S)."""
+    scale = eval_scale(run)
+    return [int(s) for s in run.config.multiscale_sizes] or [scale - 32, scale, scale + 32]
+
+
+def dense_model(run: Run) -> Any:
+    """The fully-convolutional twin of the run's model (``ModelInfo.dense_eval``), or None."""
+    if run.model_info.dense_eval is None:
+        return None
+    return flaxnets.create_model(run.config.arch, num_classes=run.num_classes, dtype=run.dtype,
+                                 **{**dict(run.config.model_overrides), **dict(run.model_info.dense_eval)})
+
+
+def eval_pass_length(run: Run) -> int:
+    """Batches of one eval pass on this process (what the progress display counts to)."""
+    batch = int(run.config.get("eval_batch_size") or run.config.batch_size)
+    n = math.ceil(math.ceil(run.data_info.num_eval / jax.process_count()) / batch)
+    limit = run.config.get("steps_per_eval")
+    return min(n, int(limit)) if limit else n
+
+
 def _final_eval(mode: str, run: Run) -> dict | str:
     """Metrics of one test-time mode, or the reason it is skipped."""
+    if mode not in ("center", "10crop", "multiscale", "dense"):  # 144crop, multicrop150, "a+b" averages
+        from train import evaluate as test_time  # not "evaluate": that is this module's function
+
+        return test_time.mode_metrics(run, mode)
     config, par, state = run.config, run.par, run.state
     variables = {"params": state.params}
     if state.batch_stats:
@@ -594,26 +627,27 @@ def _final_eval(mode: str, run: Run) -> dict | str:
     if par.mode == "pmap":
         variables = jax.tree_util.tree_map(lambda x: x[0], variables)
     abstract = jax.eval_shape(lambda: variables)
+
+    def batches(kind: str = "center", size: int | None = None, what: str = mode) -> Iterable[dict]:
+        return progress.track(run.eval_batches(kind, size), eval_pass_length(run), f"eval {what}")
+
     if mode == "center":
-        return evaluate(par, par.eval_step(), state, run.eval_batches())
+        return evaluate(par, par.eval_step(), state, batches())
     if mode == "10crop":
-        return evaluate(par, par.eval_step(), state, run.eval_batches("10crop"))
-    scale = int(round(run.image_size / float(config.eval_crop_ratio)))
+        return evaluate(par, par.eval_step(), state, batches("10crop"))
+    scale = eval_scale(run)
     if mode == "multiscale":
-        sizes = [int(s) for s in config.multiscale_sizes] or [scale - 32, scale, scale + 32]
+        sizes = multiscale_sizes(run)
         for s in sizes:
             why = _eval_supported(run.model, abstract, s, run.channels)
             if why:
                 return f"{config.arch} does not accept {s}x{s} inputs ({why})"
         fn = par.probs_step()
-        return _averaged_probs_eval(par, fn, state, [run.eval_batches("full", s) for s in sizes])
-    if mode == "dense":
-        if run.model_info.dense_eval is None:
-            return f"{config.arch} has no dense (fully-convolutional) evaluation"
-        dense = flaxnets.create_model(config.arch, num_classes=run.num_classes, dtype=run.dtype,
-                                      **{**dict(config.model_overrides), **dict(run.model_info.dense_eval)})
-        why = _eval_supported(dense, abstract, scale, run.channels)
-        if why:
-            return f"dense {config.arch} does not run at {scale}x{scale} ({why})"
-        return evaluate(par, par.eval_step(apply_fn=dense.apply), state, run.eval_batches("full", scale))
-    return "unknown eval mode (use center, 10crop, multiscale or dense)"
+        return _averaged_probs_eval(par, fn, state, [batches("full", s, f"multiscale {s}") for s in sizes])
+    dense = dense_model(run)
+    if dense is None:
+        return f"{config.arch} has no dense (fully-convolutional) evaluation"
+    why = _eval_supported(dense, abstract, scale, run.channels)
+    if why:
+        return f"dense {config.arch} does not run at {scale}x{scale} ({why})"
+    return evaluate(par, par.eval_step(apply_fn=dense.apply), state, batches("full", scale))

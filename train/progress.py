@@ -1,7 +1,8 @@
 """Progress display and metric logs.
 
 :class:`Progress` shows step, epoch, loss, accuracy, learning rate and img/s: a rich
-progress bar on a terminal, plain log lines otherwise. :class:`MetricWriter` appends every
+progress bar on a terminal, plain log lines otherwise; :func:`track` does the same for the
+batches of a long evaluation. :class:`MetricWriter` appends every
 logged dict to ``workdir/metrics.jsonl`` and writes TensorBoard scalars (``tf.summary``).
 Only process 0 displays and writes.
 """
@@ -18,9 +19,12 @@ import sys
 import tempfile
 import time
 import warnings
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 import jax
+
+T = TypeVar("T")
 
 
 def is_main_process() -> bool:
@@ -130,6 +134,52 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+EVAL_PROGRESS_EVERY_S = 30.0  # plain-text progress: at most one line per this many seconds
+
+
+def track(items: Iterable[T], total: int | None, label: str, *, every_s: float | None = None,
+          use_rich: bool | None = None) -> Iterator[T]:
+    """Yield ``items`` (e.g. the batches of a long evaluation) while showing how far it got.
+
+    On a terminal: a rich bar that disappears when done. Otherwise (logs, pipes): no escape
+    codes, a plain ``label: i/total batches (t s)`` line at most every ``every_s`` seconds
+    (:data:`EVAL_PROGRESS_EVERY_S`), so a short pass prints nothing and a long one a line now
+    and then, plus a last line when it printed any. Only process 0 shows anything.
+    """
+    if not is_main_process():
+        yield from items
+        return
+    if use_rich is None:
+        use_rich = sys.stdout.isatty()
+    if use_rich:
+        try:
+            from rich.markup import escape
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
+        except ImportError:
+            use_rich = False
+    if use_rich:
+        with RichProgress(TextColumn(f"[bold]{escape(label)}"), BarColumn(), MofNCompleteColumn(),
+                          TimeRemainingColumn(), transient=True) as bar:
+            task = bar.add_task(label, total=total)
+            for item in items:
+                yield item
+                bar.advance(task)
+        return
+    every = EVAL_PROGRESS_EVERY_S if every_s is None else every_s
+    start = last = time.time()
+    done, shown = 0, False
+    for item in items:
+        yield item
+        done += 1
+        now = time.time()
+        if now - last >= every:
+            print(f"{label}: {done}/{total or '?'} batches ({now - start:.0f} s)", flush=True)
+            last, shown = now, True
+    if shown and now != last:
+        print(f"{label}: {done}/{total or '?'} batches ({time.time() - start:.0f} s)", flush=True)
 
 
 # ------------------------------------------------------------------------------ quiet console

@@ -17,7 +17,8 @@ import flaxnets
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
 SCHEDULES = ("cosine", "linear", "poly", "step", "exponential", "constant")
 TRAIN_CROPS = ("random_resized", "scale_jitter", "pad_crop", "center")
-EVAL_MODES = ("center", "10crop", "multiscale", "dense")
+EVAL_MODES = ("center", "10crop", "multiscale", "dense", "144crop", "multicrop150")
+COMBINE = "+"  # "dense+multicrop150": the softmax outputs of several modes averaged (VGG Table 5)
 AUTO_AUGMENTS = ("", "autoaugment", "randaugment")
 PARALLEL = ("jit", "pmap")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -32,6 +33,13 @@ def _number(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def is_eval_mode(mode: Any) -> bool:
+    """One of :data:`EVAL_MODES`, or several distinct ones joined by "+" (their softmax outputs
+    averaged per example, e.g. "dense+multicrop150")."""
+    parts = str(mode).split(COMBINE)
+    return isinstance(mode, str) and all(p in EVAL_MODES for p in parts) and len(set(parts)) == len(parts)
 
 
 def config_problems(config: Any, image_size: int) -> list[str]:
@@ -78,9 +86,10 @@ def config_problems(config: Any, image_size: int) -> list[str]:
         need(config.get(field) in choices,
              f"{field}={config.get(field)!r} is not one of {', '.join(map(repr, choices))}")
     modes = tuple(config.eval_modes) if not isinstance(config.eval_modes, str) else (config.eval_modes,)
-    unknown = [m for m in modes if m not in EVAL_MODES]
-    need(not unknown, f"eval_modes {unknown} unknown (use {', '.join(EVAL_MODES)})")
-    if "dense" in modes:
+    unknown = [m for m in modes if not is_eval_mode(m)]
+    need(not unknown, f"eval_modes {unknown} unknown (use {', '.join(EVAL_MODES)}, or distinct ones joined by "
+                      f"{COMBINE!r} to average their softmax outputs, e.g. 'dense+multicrop150')")
+    if any("dense" in str(m).split(COMBINE) for m in modes):
         need(info.dense_eval is not None, f"eval mode 'dense': {config.arch} has no dense evaluation")
     ratio = _number(config.eval_crop_ratio)
     need(ratio is not None and 0 < ratio <= 1, f"eval_crop_ratio={config.eval_crop_ratio!r} must be in (0, 1]")

@@ -68,7 +68,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.randaugment_num_ops = 2  # RandAugment N
     c.randaugment_magnitude = 9.0  # RandAugment M on the 0–10 scale
     c.eval_crop_ratio = 0.875  # resize shorter side to size/ratio, centre crop
-    c.eval_modes = ("center",)  # at the end: any of "center", "10crop", "multiscale", "dense"
+    c.eval_modes = ("center",)  # at the end: "center", "10crop", "multiscale", "dense", "144crop",
+    # "multicrop150", or several joined by "+" (softmax averaged, e.g. "dense+multicrop150")
     c.multiscale_sizes = ()  # VGG Q ∈ {S−32, S, S+32}; () → derived from image_size
     c.shuffle_buffer = 10_000  # streamed splits only (TFRecords > 1 GiB: imagenet2012); others: full permutation
     c.eval_batch_size = ml_collections.FieldReference(None, field_type=int)  # None → batch_size

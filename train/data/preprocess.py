@@ -216,3 +216,69 @@ def ten_crop(img: tf.Tensor, size: int) -> tf.Tensor:
              center_crop(img, size)]
     crops = tf.stack(crops)
     return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
+
+
+# GoogLeNet's 144-crop test (Szegedy et al. 2015, Sec. 7): shorter side resized to 256, 288,
+# 320 and 352 for 224×224 crops. VGG's multi-crop test (Simonyan & Zisserman 2015, Sec. 3.2):
+# a 5×5 regular grid of crops with flips at each test scale Q (50 crops per scale).
+GOOGLENET_SIDES = (256, 288, 320, 352)
+CROP_REFERENCE = 224  # the crop size the papers' sides are given for
+VGG_GRID = 5
+
+
+def scaled_sides(sides: Sequence[int], size: int, reference: int = CROP_REFERENCE) -> tuple[int, ...]:
+    """``sides`` (shorter-side lengths given for ``reference``-pixel crops) for ``size``-pixel
+    crops: ``round(side · size / reference)``, at least ``size``. For 224 they are unchanged;
+    a 112-pixel model tests GoogLeNet's 144 crops at 128, 144, 160 and 176."""
+    return tuple(max(int(size), int(round(s * size / reference))) for s in sides)
+
+
+def square_crops(img: tf.Tensor, size: int) -> tf.Tensor:
+    """GoogLeNet's 36 crops of one resized image: its left, centre and right squares (top, centre
+    and bottom for a portrait image; side = the shorter side); from each square the four corner
+    and the central ``size`` crops and the whole square resized to ``size``, then those six
+    mirrored. ``(36, size, size, C)`` ordered by square, then TL, TR, BL, BR, centre, whole,
+    then the same six flipped left–right. The centre square and crop start at ``(L − l) // 2``."""
+    shape = tf.shape(img)
+    h, w = shape[0], shape[1]
+    side = tf.minimum(h, w)
+    extra = tf.maximum(h, w) - side
+    portrait = h > w
+    far = side - size
+    out = []
+    for offset in (0, extra // 2, extra):
+        square = crop(img, tf.where(portrait, offset, 0), tf.where(portrait, 0, offset), side, side)
+        six = [crop(square, 0, 0, size, size), crop(square, 0, far, size, size),
+               crop(square, far, 0, size, size), crop(square, far, far, size, size),
+               crop(square, far // 2, far // 2, size, size), resize(square, size, size)]
+        six = tf.stack(six)
+        out += [six, tf.reverse(six, axis=[2])]
+    return tf.concat(out, axis=0)
+
+
+def grid_crops(img: tf.Tensor, size: int, grid: int = VGG_GRID) -> tf.Tensor:
+    """VGG's multi-crop at one scale: a ``grid``×``grid`` regular grid of ``size`` crops spanning
+    the image, then each flipped: ``(2·grid², size, size, C)``, row-major, the flipped ones last.
+    Crop ``i`` along an axis of length ``L`` starts at ``i·(L − size)/(grid − 1)`` rounded to
+    the nearest pixel (halves up)."""
+    shape = tf.shape(img)
+    h, w = shape[0], shape[1]
+
+    def starts(length):
+        return [(2 * i * (length - size) + grid - 1) // (2 * (grid - 1)) for i in range(grid)]
+
+    crops = tf.stack([crop(img, top, left, size, size) for top in starts(h) for left in starts(w)])
+    return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
+
+
+# name: (crops of one resized image, how many)
+MULTI_SCALE_CROPS = {"144crop": (square_crops, 36), "multicrop150": (grid_crops, 2 * VGG_GRID ** 2)}
+
+
+def multi_scale_crops(img: tf.Tensor, size: int, sides: Sequence[int], mode: str) -> tf.Tensor:
+    """All crops of ``mode`` ("144crop" or "multicrop150") of ``img``: for each shorter side in
+    ``sides`` (each ≥ ``size``) the image is resized (:func:`resize_shorter`) and cropped;
+    ``(len(sides) · per-scale count, size, size, C)``. The eval pipeline streams the same crops
+    one scale at a time instead (:func:`train.data.pipeline.eval_crop_stream`)."""
+    fn, _ = MULTI_SCALE_CROPS[mode]
+    return tf.concat([fn(resize_shorter(img, side), size) for side in sides], axis=0)

@@ -8,7 +8,8 @@ flip; dropout 0.2 only without augmentation (``model_overrides.proj_drop_rate=0.
 Reported C10+ errors (Table 2): DenseNet (L=40, k=12) 5.24 %, DenseNet-BC (L=100, k=12)
 4.51 %, (L=250, k=24) 3.62 %, (L=190, k=40) 3.46 %.
 ImageNet: batch 256, 90 epochs, lr ÷10 at epochs 30 and 60, the fb.resnet.torch
-augmentation (random-resized crops + flip). Reported (Table 3) single-crop / 10-crop
+augmentation (liuzhuang13/DenseNet ``datasets/imagenet.lua``: RandomSizedCrop 224,
+ColorJitter brightness/contrast/saturation 0.4, PCA Lighting 0.1, flip). Reported (Table 3) single-crop / 10-crop
 top-1 error: DenseNet-121 25.02 / 23.61 %, -169 23.80 / 22.08 %, -201 22.58 / 21.46 %,
 -264 22.15 / 20.80 %; top-5 single-crop 7.71 / 6.85 / 6.34 / 6.12 %. DenseNet-161 (k=48)
 is not in Table 3: the authors' README gives 22.2 % single-crop top-1 error.
@@ -20,10 +21,13 @@ _COMMON = dict(optimizer="sgd", learning_rate=0.1, momentum=0.9, nesterov=True, 
 RECIPES = {
     # ImageNet: 90 epochs, ÷10 at 30 and 60.
     "densenet*": dict(_COMMON, batch_size=256, lr_batch_denom=256, num_epochs=90.0,
-                      step_epochs=(30.0, 60.0), train_crop="random_resized"),
+                      step_epochs=(30.0, 60.0), train_crop="random_resized", color_jitter=0.4,
+                      pca_lighting=0.1),
     # CIFAR: 300 epochs at batch 64, ÷10 at 50 % and 75 %.
-    "densenet40_k12": dict(_COMMON, batch_size=64, lr_batch_denom=64, num_epochs=300.0,
+    "densenet40_k12": dict(_COMMON, batch_size=64, color_jitter=0.0, pca_lighting=0.0, lr_batch_denom=64,
+                           num_epochs=300.0,
                            step_epochs=(0.5, 0.75), train_crop="pad_crop", random_flip=True),
-    "densenet_bc_*": dict(_COMMON, batch_size=64, lr_batch_denom=64, num_epochs=300.0,
+    "densenet_bc_*": dict(_COMMON, batch_size=64, color_jitter=0.0, pca_lighting=0.0, lr_batch_denom=64,
+                          num_epochs=300.0,
                           step_epochs=(0.5, 0.75), train_crop="pad_crop", random_flip=True),
 }
