@@ -72,14 +72,18 @@ def test_zoo_chart_table_and_timeline(tmp_path: pathlib.Path) -> None:
         assert pathlib.Path(path).read_bytes().startswith(b"\x89PNG")
 
 
-def test_plot_commands_and_missing_matplotlib(tmp_path: pathlib.Path) -> None:
+def test_plot_commands_and_missing_matplotlib(tmp_path: pathlib.Path, monkeypatch, capsys) -> None:
     """``python -m flaxnets --plot`` without matplotlib names the extra; ``python -m train.plot``
     overlays runs and refuses a directory that is not a run."""
-    missing = _python("import sys; sys.modules['matplotlib'] = None\n"
-                      "from flaxnets.__main__ import main\n"
-                      f"sys.exit(main(['resnet*', '--plot', {str(tmp_path / 'z.png')!r}]))")
-    assert missing.returncode == 2 and missing.stderr.strip() == (
+    from flaxnets.__main__ import main
+
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "matplotlib", None)  # as if not installed
+        m.setitem(sys.modules, "matplotlib.pyplot", None)
+        assert main(["resnet*", "--plot", str(tmp_path / "z.png")]) == 2
+    assert capsys.readouterr().err.strip() == (
         "error: plots need matplotlib: pip install 'flaxnets[plot]' (or pip install matplotlib)")
+    assert not (tmp_path / "z.png").exists()
     pytest.importorskip("matplotlib")
     from train import plot as train_plot
 
