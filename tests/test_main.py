@@ -104,7 +104,7 @@ TRAINER_LINES = re.compile("|".join([
     r"dataset: \S+ \(", r"preparing the embedded digits in ", r"\w+ \(\d+ classes, \d+x\d+x\d+, ",
     r"train step( \(BatchNorm frozen\))?: ", r"step \d+/\d+ \| epoch ", r"eval step \d+ \(epoch ",
     r"eval mode '\w+' skipped: ", r"final: \{", r"test accuracy \(top-1\): ", r"curves written to ",
-    r"weights written to "]))
+    r"weights written to ", r"\w+'s recipe is written for \S+; on \S+: "]))
 
 
 def _foreign_lines(proc: subprocess.CompletedProcess) -> list[str]:
