@@ -12,9 +12,11 @@ Public API::
     load_weights(name, source, num_classes=..., in_chans=...)  # tags or files → variables
     save_weights(path, variables, name=...)          # portable safetensors file
     transforms(name)                                 # the weights' eval preprocessing
+    export(name, variables, path, format=...)        # SavedModel / StableHLO / TFLite (TF imported lazily)
 """
 
 from flaxnets import weights
+from flaxnets.export import export
 from flaxnets.interop import from_torch
 from flaxnets.registry import (
     AUX_COLLECTION,
@@ -35,6 +37,7 @@ __all__ = [
     "ModelInfo",
     "Summary",
     "create_model",
+    "export",
     "from_torch",
     "list_models",
     "model_info",
