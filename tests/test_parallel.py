@@ -14,7 +14,9 @@ HERE = pathlib.Path(__file__).parent
 
 
 def _run(mode: str, ndev: int, out: pathlib.Path) -> dict:
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={ndev}",
+    # Keep the root conftest's compile-time flags (opt level 0): they change no op semantics.
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={ndev}".strip()
+    env = dict(os.environ, XLA_FLAGS=flags,
                JAX_PLATFORMS="cpu", PYTHONPATH=str(HERE.parent))
     proc = subprocess.run([sys.executable, str(HERE / "_parallel_worker.py"), mode, str(ndev), str(out)],
                           env=env, capture_output=True, text=True, timeout=600)
