@@ -83,7 +83,7 @@ class Highway(nn.Module):
 
 class HighwayNet(nn.Module):
     """Highway network of Srivastava et al. (2015): a plain layer sets each stage's width,
-    highway layers keep it (Sec. 3.1 fully connected MNIST nets, Sec. 3.2 convolutional
+    highway layers keep it (Sec. 3.1 fully connected MNIST nets, Sec. 3.3.1 convolutional
     CIFAR nets).
 
     Attributes:

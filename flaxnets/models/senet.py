@@ -3,7 +3,7 @@
 Paper: Hu, Shen, Albanie, Sun, Wu, "Squeeze-and-Excitation Networks", CVPR 2018 / TPAMI
 2020 — Fig. 3 (SE-ResNet module: SE on the residual branch, before the addition), Table 1
 (SE-ResNet-50, SE-ResNeXt-50 32×4d), Table 2 (single-crop ImageNet top-1/top-5 of the
-SE counterparts of ResNet-50/101/152 and ResNeXt-50/101), Table 8 / Sec. 6.1 (SENet-154).
+SE counterparts of ResNet-50/101/152 and ResNeXt-50/101), Table 8 / TPAMI Appendix (SENet-154).
 
 The SE block (:class:`flaxnets.layers.SqueezeExcite`: global average pool, FC-ReLU-FC-
 sigmoid with reduction r = 16, channel-wise scale) is plugged into the ResNet family's
