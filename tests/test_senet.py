@@ -1,4 +1,5 @@
-"""SENet: SE placement and reduction, SENet-154 parity in a well-conditioned regime."""
+"""SENet: SE placement and reduction. (SENet-154 parity runs in tests/test_parity.py: the
+twin's BN scales in [0.5, 1) keep it contractive, so it matches to 1e-4 there.)"""
 
 from __future__ import annotations
 
@@ -7,10 +8,8 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 import flaxnets
-from conftest import build_twin, random_input
 from flaxnets import layers
 from flaxnets.models.resnet import Bottleneck
 from flaxnets.models.senet import se_layer, se_reduced
@@ -43,27 +42,3 @@ def test_se_scales_the_residual_branch_before_the_add() -> None:
     closed = block.apply({**v, "params": params}, x, False)
     np.testing.assert_allclose(np.asarray(closed), np.asarray(x), atol=1e-6)
     assert not np.allclose(np.asarray(open_out), np.asarray(x), atol=1e-3)
-
-
-@pytest.mark.slow
-@pytest.mark.parity
-def test_senet154_matches_timm_when_well_conditioned() -> None:
-    """SENet-154's registry parity (random BN state) is chaotic: the timm twin's own fp32 and
-    fp64 logits differ by ~1e2 there. With the last BN of each block scaled down the network
-    is contracting, and the converted logits must then match to 1e-4."""
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(2)
-    twin = build_twin("senet154")
-    with torch.no_grad():
-        for m in twin.modules():
-            if hasattr(m, "bn3"):
-                m.bn3.weight.mul_(0.2)
-    variables = flaxnets.from_torch("senet154", twin.state_dict())
-    model = flaxnets.create_model("senet154")
-    x = random_input((2, 3, 65, 97))
-    with torch.no_grad():
-        expected = twin(torch.from_numpy(x)).numpy()
-        ref64 = twin.double()(torch.from_numpy(x).double()).numpy()
-    assert np.max(np.abs(expected - ref64)) < 1e-4  # the regime is well conditioned
-    got = np.asarray(model.apply(variables, x.transpose(0, 2, 3, 1), train=False))
-    assert float(np.max(np.abs(got - expected))) <= 1e-4
