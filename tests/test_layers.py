@@ -108,7 +108,8 @@ def test_conv_bn_act_padding_forms() -> None:
 
 
 # (cin, cout, groups, kernel, stride, padding, dilation): 1×1 (strided, padded), depthwise
-# (multiplier 2, stride 2, dilation 2; stride 1 dilated: own gradient), few groups (split path), many groups (custom-vjp path).
+# (multiplier 2, stride 2, dilation 2; stride 1 dilated: own gradient), few groups (split path),
+# many groups (custom-vjp path).
 _CONV_CASES = [(8, 16, 1, 1, 2, 1, 1), (6, 12, 6, 3, 2, 1, 2), (8, 8, 8, 5, 1, 3, 2), (12, 24, 3, 3, 2, 1, 1),
                (40, 40, 20, 3, 1, 1, 1)]
 
