@@ -409,10 +409,14 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], 
     impl = _current_conv_impl()
     four_d = lhs.ndim == rhs.ndim == 4
     kh, kw = rhs.shape[:2] if four_d else (0, 0)
+    nhwc = four_d and (jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+                       == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC")))
+    if nhwc and isinstance(padding, str):  # nn.Conv passes "SAME"/"VALID" through: make it explicit
+        dh, dw = _pair(rhs_dilation)
+        padding = jax.lax.padtype_to_pads(lhs.shape[1:3], ((kh - 1) * dh + 1, (kw - 1) * dw + 1),
+                                          _pair(window_strides), padding)
     applicable = (
-        impl != "native" and four_d
-        and jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-        == jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
+        impl != "native" and nhwc
         and not isinstance(padding, str) and _pair(lhs_dilation) == (1, 1) and batch_group_count == 1
         and preferred_element_type is None
         # dense k×k convs stay native (im2col/tap matmuls were not faster on CPU)

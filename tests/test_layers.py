@@ -167,3 +167,12 @@ def test_conv_impl_choice() -> None:
     with pytest.raises(ValueError, match="conv impl"):
         with layers.conv_impl("fast"):
             pass
+    # nn.Conv passes padding as a string ("SAME" by default): the CPU path still applies.
+    conv = layers.make_conv()(8, (1, 1), strides=2)
+    v = conv.init(jax.random.PRNGKey(0), x)
+    with layers.conv_impl("cpu"):
+        jaxpr = str(jax.make_jaxpr(conv.apply)(v, x))
+        out = conv.apply(v, x)
+    assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr
+    with layers.conv_impl("native"):
+        np.testing.assert_allclose(np.asarray(out), np.asarray(conv.apply(v, x)), rtol=1e-6, atol=1e-6)
