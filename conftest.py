@@ -8,10 +8,13 @@
   and marks those over ``SLOW_SECONDS`` as ``slow``.
 """
 
+import atexit
 import importlib.util
 import json
 import os
 import pathlib
+import shutil
+import tempfile
 
 import pytest
 
@@ -25,6 +28,13 @@ if os.environ.get("FLAXNETS_TEST_XLA_OPT") != "1":
     _fast = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
              " --xla_cpu_use_fusion_emitters=false")
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_fast}".strip()
+
+# The trainer's persistent compilation cache ("auto") goes to a directory of this test process,
+# removed at exit: a test run neither fills the user's ~/.cache nor hits what an earlier run
+# compiled (so recorded durations are a cold machine's, like CI's).
+if not os.environ.get("FLAXNETS_COMPILATION_CACHE_DIR"):
+    os.environ["FLAXNETS_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="flaxnets-test-jax-cache-")
+    atexit.register(shutil.rmtree, os.environ["FLAXNETS_COMPILATION_CACHE_DIR"], ignore_errors=True)
 
 if importlib.util.find_spec("torch") is not None:
     import torch  # noqa: F401

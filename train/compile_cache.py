@@ -25,7 +25,10 @@ _listening = False
 
 
 def default_dir() -> str:
-    """``$XDG_CACHE_HOME/flaxnets/jax`` or ``~/.cache/flaxnets/jax``."""
+    """``$FLAXNETS_COMPILATION_CACHE_DIR``, else ``$XDG_CACHE_HOME/flaxnets/jax`` or
+    ``~/.cache/flaxnets/jax``. (The test suite points the variable at a temporary directory.)"""
+    if os.environ.get("FLAXNETS_COMPILATION_CACHE_DIR"):
+        return os.environ["FLAXNETS_COMPILATION_CACHE_DIR"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "flaxnets", "jax")
 
