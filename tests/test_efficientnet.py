@@ -96,3 +96,5 @@ def test_recipe() -> None:
     assert r["learning_rate"] * 256 / r["lr_batch_denom"] == pytest.approx(0.016)
     assert (r["decay_rate"], r["decay_epochs"], r["weight_decay"]) == (0.97, 2.4, 1e-5)
     assert r["model_overrides"]["drop_path_rate"] == 0.2
+    # The reference's BatchNorm (efficientnet_builder: momentum 0.99, eps 1e-3) for every variant.
+    assert (r["model_overrides"]["bn_momentum"], r["model_overrides"]["bn_eps"]) == (0.01, 1e-3)

@@ -189,7 +189,8 @@ _COMMON = dict(family="efficientnet", paper=PAPER, year=2019, table="Table 1 (B0
 _SMALL_BN = dict(bn_eps=1e-5, bn_momentum=0.1)
 _BIG_BN = dict(bn_eps=1e-3, bn_momentum=0.01)
 _NOTE = ("; torchvision pads symmetrically (the TF reference uses 'SAME'); BN eps/momentum as "
-         "torchvision.")
+         "torchvision (the TF reference: eps 1e-3, momentum 0.99 for every variant, which the "
+         "recipe trains with).")
 
 _register("efficientnet_b0", dict(width_mult=1.0, depth_mult=1.0, drop_rate=0.2, **_SMALL_BN),
           **{**_COMMON, "twin_sizes": ((193, 257),)}, input_size=(224, 224, 3), crop_pct=224 / 256,

@@ -6,7 +6,12 @@ fixed AutoAugment, stochastic depth with survival probability 0.8 (drop-connect 
 growing linearly with the block index), dropout 0.2 (B0) … 0.5 (B7; the models' default
 ``drop_rate``). The rate 0.256 belongs to batch 4096 (reference code: 0.016 per 256
 images, linear scaling), with 5 warm-up epochs, 350 epochs, RMSProp ε = 1e-3 and label
-smoothing 0.1 from the reference code. BN momentum 0.99 (TF) is PyTorch-style 0.01 here.
+smoothing 0.1 from the reference code. BatchNorm: the reference builds every variant with
+``batch_norm_momentum=0.99, batch_norm_epsilon=1e-3`` (tensorflow/tpu
+models/official/efficientnet/efficientnet_builder.py, ``efficientnet()``): momentum 0.99 (TF) is
+PyTorch-style 0.01 here, and ε 1e-3 is set for training from scratch. The registered B0–B4
+keep their torchvision twins' ε 1e-5 (B5–B7 already use 1e-3), so twin weights load unchanged;
+the recipe's ``model_overrides`` apply to runs of this recipe only.
 AutoAugment runs after the random-resized crop + flip with the ImageNet policy of the
 AutoAugment paper's appendix (Table 9); the reference TPU code uses its own ImageNet policy
 ("v0", 25 other sub-policies) and its own magnitude mapping, so this is the paper's
@@ -26,6 +31,6 @@ RECIPES = {
         decay_epochs=2.4, warmup_epochs=5.0, num_epochs=350.0, weight_decay=1e-5,
         label_smoothing=0.1, train_crop="random_resized", auto_augment="autoaugment", eval_crop_ratio=0.875,
         ema_decay=0.9999, ema_warmup="tf",
-        model_overrides=dict(drop_path_rate=0.2, bn_momentum=0.01),
+        model_overrides=dict(drop_path_rate=0.2, bn_momentum=0.01, bn_eps=1e-3),
     ),
 }
