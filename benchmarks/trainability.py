@@ -5,8 +5,9 @@ writes TRAINABILITY.md: arch, image size, steps, batch, wall time, final test to
 
     python benchmarks/trainability.py 'lenet5' 'resnet2*' [--out TRAINABILITY.md] [--timeout 900]
 
-Resumable: a model whose row was measured at the current commit is skipped (``--force``
-re-runs it); rows of other models and commits are kept. Run it as the only heavy job on the
+Models run in the order of the globs. Resumable: a model whose row was measured at the current
+commit is skipped (``--force`` re-runs it; ``--missing`` skips every model that has a row, to
+resume across commits); rows of other models and commits are kept. Run it as the only heavy job on the
 machine (its wall times are the table's).
 """
 
@@ -114,11 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "TRAINABILITY.md"))
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per model")
     parser.add_argument("--force", action="store_true", help="re-run rows already measured at this commit")
+    parser.add_argument("--missing", action="store_true",
+                        help="run only models without a row (resume a sweep across commits)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import flaxnets
 
-    names = sorted({n for n in flaxnets.list_models() for g in args.globs if fnmatch.fnmatchcase(n, g)})
+    registered = flaxnets.list_models()  # in the globs' order (cheap families first, if so given)
+    names = list(dict.fromkeys(n for g in args.globs for n in registered if fnmatch.fnmatchcase(n, g)))
     if not names:
         print(f"error: no registered model matches {' '.join(args.globs)}", file=sys.stderr)
         return 2
@@ -128,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     for arch in names:
         if not args.force and rows.get(arch, {}).get("commit") == head:
             print(f"{arch}: measured at {head}, skipped")
+            continue
+        if args.missing and arch in rows:
+            print(f"{arch}: has a row (measured at {rows[arch]['commit']}), skipped (--missing)")
             continue
         row = run_one(arch, args.timeout)
         row["commit"] = head

@@ -66,8 +66,10 @@ def test_image_size_from_dataset_and_model() -> None:
     small = DatasetInfo("digits", 10, "train", "test", 1437, 360, 8, 1, 30.0)
     big = DatasetInfo("imagenet2012", 1000, "train", "validation", 10, 10, 224, 3, 90.0)
     cfg = get_config()
-    assert loop.resolve_image_size(cfg, "resnet20", small) == 32  # the CIFAR net's own size
-    assert loop.resolve_image_size(cfg, "resnet50", small) == 32  # ImageNet net on tiny images
+    assert loop.resolve_image_size(cfg, "resnet20", small) == 8  # the data's own size: min_size allows it
+    assert loop.resolve_image_size(cfg, "resnet50", small) == 32  # raised to the model's min_size
+    cifar = DatasetInfo("cifar10", 10, "train", "test", 50000, 10000, 32, 3, 30.0)
+    assert loop.resolve_image_size(cfg, "resnet20", cifar) == 32
     assert loop.resolve_image_size(cfg, "resnet50", big) == 224
     cfg.image_size = 48
     assert loop.resolve_image_size(cfg, "resnet50", big) == 48

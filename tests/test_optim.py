@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 import pytest
 
 import flaxnets
@@ -269,3 +270,82 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert cfg.step_epochs == pytest.approx((0.3, 0.6, 0.9))  # 30/60/90 of the recipe's 100
     cfg, line = adapted("resnet20", "cifar10", 50_000, 32)  # its own dataset: untouched
     assert line == "" and cfg.num_epochs == 164.0 and cfg.step_epochs == (0.5, 0.75)
+    from train.configs import adapt_augmentation  # CIFAR's 4 px of 32 → 1 px of the 8×8 digits
+
+    cifar, _ = adapted("resnet20")
+    assert cifar.train_crop == "pad_crop" and cifar.pad_crop_padding == 4
+    assert adapt_augmentation(cifar, "digits", 8)[0].pad_crop_padding == 1
+    assert adapt_augmentation(cifar, "digits", 8, explicit=("pad_crop_padding",))[0].pad_crop_padding == 4
+    assert adapt_augmentation(cifar, "cifar10", 32) == (cifar, "")
+
+
+def _sdlm_cfg(**kw):
+    return _cfg(optimizer="sdlm", learning_rate=5e-4, lr_batch_denom=0, schedule="constant", momentum=0.0,
+                weight_decay=0.0, **kw)
+
+
+def test_sdlm_step_is_eps_over_mu_plus_h() -> None:
+    """SDLM (LeCun et al. 1998, App. C): step_k = −η·g_k/(μ + h_kk); h the bias-corrected running
+    mean of the curvatures passed in (weight B/500 each); no curvature → a clear error."""
+    params = {"w": jnp.zeros(3)}
+    g, h1, h2 = jnp.array([1.0, -2.0, 0.5]), jnp.array([0.0, 0.3, 4.0]), jnp.array([1.0, 0.1, 0.0])
+    tx, _ = optim.make_optimizer(_sdlm_cfg(), params, 10, 100)
+    state = tx.init(params)
+    u1, state = tx.update({"w": g}, state, params, curvature={"w": h1}, curvature_samples=1)
+    np.testing.assert_allclose(u1["w"], -5e-4 * g / (optim.SDLM_MU + h1), rtol=1e-6)
+    u2, state = tx.update({"w": g}, state, params, curvature={"w": h2}, curvature_samples=1)
+    gam = 1 / optim.SDLM_SAMPLES
+    mean = ((1 - gam) * gam * h1 + gam * h2) / (1 - (1 - gam) ** 2)  # weights (1−γ)γ and γ, debiased
+    np.testing.assert_allclose(u2["w"], -5e-4 * g / (optim.SDLM_MU + mean), rtol=1e-5)
+    with pytest.raises(ValueError, match="curvature"):
+        tx.update({"w": g}, state, params)
+    # On a diagonal quadratic ½Σa_k(w_k − b_k)² with its exact curvature a and η = 1, one step
+    # lands at the minimum up to the μ damping: w_k = b_k·a_k/(a_k + μ).
+    a, b = jnp.array([0.5, 2.0, 10.0]), jnp.array([1.0, -1.0, 3.0])
+    tx1, _ = optim.make_optimizer(_sdlm_cfg(learning_rate=1.0), params, 10, 100)
+    grad = jax.grad(lambda p: 0.5 * jnp.sum(a * (p["w"] - b) ** 2))(params)
+    u, _ = tx1.update(grad, tx1.init(params), params, curvature={"w": a}, curvature_samples=optim.SDLM_SAMPLES)
+    np.testing.assert_allclose(optax.apply_updates(params, u)["w"], b * a / (a + optim.SDLM_MU), rtol=1e-6)
+
+
+def test_gauss_newton_diag_exact() -> None:
+    """The diagonal Gauss-Newton curvature of the softmax CE equals the Hessian diagonal when the
+    logits are linear in the parameters (for any labels), and diag(Jᵀ(diag p − ppᵀ)J) for a tanh net."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((5, 4)), jnp.float32)
+    params = {"w": jnp.asarray(rng.standard_normal((4, 3)), jnp.float32), "b": jnp.asarray(rng.standard_normal(3))}
+    linear = lambda p, xs: xs @ p["w"] + p["b"]
+    gn = optim.gauss_newton_diag(linear, params, x)
+    flat, unravel = ravel_pytree(params)
+    for labels in (jnp.array([0, 1, 2, 0, 1]), jnp.array([2, 2, 2, 2, 2])):
+        loss = lambda f: optax.softmax_cross_entropy_with_integer_labels(linear(unravel(f), x), labels).mean()
+        np.testing.assert_allclose(ravel_pytree(gn)[0], jnp.diag(jax.hessian(loss)(flat)),
+                                   rtol=1e-4, atol=1e-6)
+    net = lambda p, xs: jnp.tanh(xs @ p["w"] + p["b"]) @ p["w"].T[:, :3] * 2.0
+    want = 0.0
+    for i in range(5):
+        z = net(unravel(flat), x[i:i + 1])[0]
+        jac = jax.jacobian(lambda f: net(unravel(f), x[i:i + 1])[0])(flat)
+        p = jax.nn.softmax(z)
+        want = want + jnp.diag(jac.T @ (jnp.diag(p) - jnp.outer(p, p)) @ jac) / 5
+    np.testing.assert_allclose(ravel_pytree(optim.gauss_newton_diag(net, params, x))[0], want,
+                               rtol=1e-4, atol=1e-7)
+
+
+def test_train_step_feeds_sdlm_the_batch_curvature() -> None:
+    """steps.train_step passes the batch's Gauss-Newton diagonal to SDLM: one batch-1 step moves
+    each parameter by −η·g/(μ + h) with h = gauss_newton_diag on that example."""
+    model = _AuxNet(num_classes=3)
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((1, 2, 2, 1)), jnp.float32)
+    y = jnp.array([2])
+    params = model.init(jax.random.PRNGKey(0), x)["params"]
+    tx, _ = optim.make_optimizer(_sdlm_cfg(learning_rate=0.1), params, 10, 100)
+    state = steps.TrainState.create(apply_fn=model.apply, params=params, tx=tx, batch_stats={})
+    new, _ = steps.train_step(state, {"image": x, "label": y}, jax.random.PRNGKey(1), num_classes=3)
+    logits = lambda p, xs: model.apply({"params": p}, xs)
+    g = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(logits(p, x), y).mean())(params)
+    h = optim.gauss_newton_diag(logits, params, x)
+    want = jax.tree_util.tree_map(lambda w, g, h: w - 0.1 * g / (optim.SDLM_MU + h), params, g, h)
+    for a, b in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert int(new.step) == 1 and any(float(jnp.abs(v).max()) > 0 for v in jax.tree_util.tree_leaves(h))

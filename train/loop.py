@@ -65,14 +65,14 @@ def apply_recipe(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()
 
 
 def resolve_image_size(config: Any, arch: str, info: Any) -> int:
-    """Training resolution: the config's, the model's own for ImageNet-like data, or a
-    small size ≥ ``min_size`` for small-image datasets."""
+    """Training resolution: the config's, the model's own for ImageNet-like data, or for
+    small-image datasets the data's own size raised to the model's ``min_size`` (digits: 8×8
+    for the CIFAR ResNets, 32×32 for a ResNet-50; no up-sampling the model does not need)."""
     if config.image_size:
         return int(config.image_size)
     mi = flaxnets.model_info(arch)
     if info.image_size <= SMALL_DATASET_SIDE:
-        native = mi.input_size[0]
-        return native if native <= SMALL_DATASET_SIDE else max(32, mi.min_size)
+        return max(info.image_size, mi.min_size)
     return mi.input_size[0]
 
 
@@ -238,13 +238,19 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
     info = data.dataset_info(dataset, config.data_dir)
     from train.configs import adapt_recipe  # a recipe on a dataset it was not written for
 
+    from train.configs import adapt_augmentation
+
     config, adapted = adapt_recipe(config, info.name, info.num_train, info.image_size, info.default_epochs, explicit)
-    if adapted and progress.is_main_process():
-        print(adapted, flush=True)
     if dataset in NO_FLIP_DATASETS and "random_flip" not in set(explicit) and config.random_flip:
         config.random_flip = False  # mirrored digits are other glyphs
     mi = flaxnets.model_info(config.arch)
     image_size = resolve_image_size(config, config.arch, info)
+    config, augmentation = adapt_augmentation(config, info.name, image_size, explicit)
+    if augmentation:
+        adapted = (adapted.replace("; schedule shape", f", {augmentation}; schedule shape", 1) if adapted
+                   else f"{config.arch} on {info.name}: {augmentation}")
+    if adapted and progress.is_main_process():
+        print(adapted, flush=True)
     validate.validate(config, image_size, workdir)  # before anything touches the workdir
     channels = mi.input_size[2]
     num_classes = int(config.num_classes or info.num_classes)

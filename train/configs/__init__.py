@@ -13,7 +13,10 @@ regularisation, loss) and re-scales what belongs to the data:
   fractions of the run, ``exponential`` decay intervals, warm-up epochs and the EMA horizon
   (in epochs) shrink in the same proportion, so the run covers the recipe's whole schedule;
 * image size: a recipe's resolution (299 for Inception) is dropped on small-image datasets,
-  where the trainer picks a small size the model allows.
+  where the trainer picks the smallest size the model allows, at least the data's own
+  (``train.loop.resolve_image_size``: the digits' native 8×8 for the CIFAR networks);
+* augmentation geometry: CIFAR's pad-and-crop shift (4 px of 32) keeps its fraction of the
+  image at the training size (1 px at 8×8; :func:`adapt_augmentation`).
 
 Fields given explicitly (``--config.<field>``) are never changed.
 """
@@ -42,6 +45,31 @@ def recipe_home(arch: str) -> str:
     if h <= 32:
         return "mnist" if c == 1 else "cifar10"
     return "imagenet2012"
+
+
+HOME_IMAGE_SIDE = {"imagenet2012": 224, "cifar10": 32, "mnist": 28}
+
+
+def adapt_augmentation(config: ml_collections.ConfigDict, dataset: str, image_side: int,
+                       explicit: Iterable[str] = ()) -> tuple[ml_collections.ConfigDict, str]:
+    """``config`` with its pixel-sized augmentation scaled from the recipe's home resolution to
+    ``image_side`` (the training size), and a short description of the change ("" when none).
+
+    Only ``pad_crop_padding`` is in pixels (the CIFAR ResNet paper's 4 px pad on 32×32, He et al.
+    2016 Sec. 4.2): a 4 px shift of an 8×8 digit moves half of it out of the frame.
+    """
+    if not config.get("recipe", True) or config.get("train_crop") != "pad_crop" or "pad_crop_padding" in set(explicit):
+        return config, ""
+    home = recipe_home(config.arch)
+    if dataset == home:
+        return config, ""
+    old = int(config.pad_crop_padding)
+    new = max(1, round(old * image_side / HOME_IMAGE_SIDE[home])) if old else 0
+    if new == old:
+        return config, ""
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.pad_crop_padding = new
+    return config, f"pad-crop {old}→{new} px at {image_side}×{image_side}"
 
 
 def _pow2_floor(n: int) -> int:
