@@ -236,9 +236,7 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
     workdir = os.path.abspath(os.path.expanduser(workdir))
     dataset = data.resolve_dataset(config.dataset, config.data_dir)
     info = data.dataset_info(dataset, config.data_dir)
-    from train.configs import adapt_recipe  # a recipe on a dataset it was not written for
-
-    from train.configs import adapt_augmentation
+    from train.configs import adapt_augmentation, adapt_recipe  # a recipe on another dataset
 
     config, adapted = adapt_recipe(config, info.name, info.num_train, info.image_size, info.default_epochs, explicit)
     if dataset in NO_FLIP_DATASETS and "random_flip" not in set(explicit) and config.random_flip:
