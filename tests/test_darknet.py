@@ -41,6 +41,9 @@ def test_table1_layout() -> None:
     assert len(kernels) == 52
     assert flaxnets.create_model("darknet53").negative_slope == 0.01
     assert flaxnets.create_model("darknet53_paper").negative_slope == 0.1
+    # Darknet's [0, 1] pixels, no mean/std (src/image.c); the timm twin keeps timm's mean/std.
+    paper, twin = flaxnets.model_info("darknet53_paper"), flaxnets.model_info("darknet53")
+    assert (paper.mean, paper.std) == ((0.0,) * 3, (1.0,) * 3) and twin.std != paper.std
 
 
 def test_leaky_slope_is_the_only_nonlinearity() -> None:

@@ -118,11 +118,13 @@ _PARAMS = darknet_param_count()  # 41,609,928, timm's darknet53
 # top1: Table 2, "tested at 256×256, single crop" (fidelity audit 2026-12, §22: verified).
 # darknet53's eval preprocessing is timm's pretrained_cfg of darknet53.c2ns_in1k (crop 0.887,
 # bicubic); darknet53_paper's is Darknet's validate_classifier_single: the central square
-# resized to 256 (crop 1.0, audit §22).
+# resized to 256 (crop 1.0, audit §22). Darknet feeds pixels in [0, 1] with no mean/std
+# normalisation (src/image.c load_image_stb: data / 255.; examples/classifier.c normalises no
+# further), so darknet53_paper's mean/std are 0/1; darknet53 keeps timm's ImageNet mean/std.
 _register("darknet53", dict(negative_slope=0.01), crop_pct=0.887, interpolation="bicubic", top1=77.2,
           top1_protocol="1 crop 256", params=_PARAMS, twin="timm:darknet53",
           notes="timm's darknet53: leaky-ReLU slope 0.01 (PyTorch default), BN eps 1e-5.")
 _register("darknet53_paper", dict(negative_slope=0.1), crop_pct=1.0, top1=77.2, top1_protocol="1 crop 256",
-          params=_PARAMS,
+          params=_PARAMS, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
           notes="Darknet's leaky ReLU (slope 0.1); same parameters as timm's darknet53, whose "
                 "weights load but were trained with slope 0.01.")

@@ -2,13 +2,18 @@
 
 ImageNet (He et al. 2016, Sec. 3.4): SGD momentum 0.9, batch 256, lr 0.1 ÷10 when the error
 plateaus (≈ epochs 30/60, 90 epochs in torchvision's reference), weight decay 1e-4,
-scale augmentation + 224 crops + flip. Reported 10-crop top-1: ResNet-50 77.15, -101
+224 crops + flip. Reported 10-crop top-1: ResNet-50 77.15, -101
 78.25, -152 78.57 (Table 3); top-5 93.29 / 93.95 / 94.29 (Table 3 top-5 error 6.71 / 6.05 /
 5.71). The paper's own length is up to 60×10⁴ iterations (≈ 120 epochs) with scale
-augmentation (shorter side in [256, 480]); we keep torchvision's 90-epoch recipe.
+augmentation (shorter side in [256, 480]) and the standard colour augmentation; we keep a
+torchvision-style recipe instead: 90 epochs, ÷10 at 30/60/80, and Inception-style
+random-resized crops (``train_crop="random_resized"``), not the paper's scale augmentation
+(``--config.train_crop=scale_jitter --config.scale_jitter_range="(256, 480)"`` gives the
+paper's crops; fidelity audit 2026-12 §10).
 ResNeXt (Xie et al. 2017; facebookresearch/ResNeXt): ``opts.lua`` nEpochs 100 for ImageNet,
 ``train.lua`` lr decay ``floor((epoch - 1) / 30)`` (÷10 at 30/60/90), ``nesterov = true``,
-weight decay on every parameter (``getParameters()``).
+weight decay on every parameter (``getParameters()``); ``datasets/imagenet.lua``:
+RandomSizedCrop 224, ColorJitter brightness/contrast/saturation 0.4, PCA Lighting 0.1, flip.
 CIFAR-10 (Sec. 4.2): batch 128, lr 0.1 ÷10 at 32k and 48k iterations, stop at 64k
 (≈ 164 epochs, steps at 82/123), wd 1e-4, momentum 0.9, pad-4 crop + flip.
 Reported errors: ResNet-20 8.75 %, -56 6.97 %, -110 6.43 % (Table 6).
@@ -20,7 +25,8 @@ RECIPES = {
                     train_crop="random_resized"),
     "resnext*": dict(optimizer="sgd", learning_rate=0.1, lr_batch_denom=256, weight_decay=1e-4,
                      nesterov=True, decay_bn_and_bias=True, num_epochs=100.0,
-                     schedule="step", step_epochs=(30.0, 60.0, 90.0)),
+                     schedule="step", step_epochs=(30.0, 60.0, 90.0), train_crop="random_resized",
+                     color_jitter=0.4, pca_lighting=0.1),
     "wide_resnet*": dict(optimizer="sgd", learning_rate=0.1, lr_batch_denom=256, weight_decay=1e-4,
                          schedule="step", step_epochs=(30.0, 60.0, 80.0)),
 }

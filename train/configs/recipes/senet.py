@@ -1,5 +1,6 @@
-"""SENet recipes (Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018, Sec. 6
-"Implementation" / TPAMI Sec. 5.1; SENet-154: TPAMI Appendix).
+"""SENet recipes (Hu et al., "Squeeze-and-Excitation Networks", TPAMI version: Sec. 5.1
+"Image Classification" holds the training protocol (Sec. 6 is the ablation study); SENet-154:
+TPAMI Appendix).
 
 Synchronous SGD, momentum 0.9, mini-batch 1024, initial lr 0.6 divided by 10 every 30
 epochs, 100 epochs from scratch (He et al. init); random-size cropping to 224×224 and
@@ -10,10 +11,14 @@ ResNet setting 1e-4 is kept. SENet-154 (TPAMI Appendix (g)): 64 GPUs, batch 2048
 Reported single-crop 224 top-1/top-5 error (Table 2): SE-ResNet-50 23.29 / 6.62 %,
 SE-ResNet-101 22.38 / 6.07 %, SE-ResNet-152 21.57 / 5.73 %, SE-ResNeXt-50 21.10 / 5.49 %,
 SE-ResNeXt-101 20.70 / 5.01 %; SENet-154 (Table 8) 18.68 / 4.47 %.
+Augmentation: the paper's random-size crops and flips. The authors' Caffe release
+(hujie-frank/SENet README, "Augmentation") also lists random rotation −10°…10° and pixel jitter
+−20…20 (crops 8–100 %, aspect 3/4–4/3); its released models were re-trained at batch 256 and
+lr 0.1 ("with more epochs"), not the paper's runs, so those extras are not part of the recipe.
 
 The SE-Inception compositions (Table 2: SE-BN-Inception 24.23 / 7.14 %, SE-Inception-ResNet-v2
 19.80 / 4.79 % at 299×299; the paper gives no SE-Inception-v3 result) are trained with the
-same SGD schedule (Sec. 6 applies one protocol to every SE network); their input size comes
+same SGD schedule (Sec. 5.1 describes one protocol for its ImageNet models); their input size comes
 from the model (299 for the Inception-v3/-ResNet-v2 bases, 224 for BN-Inception).
 """
 
