@@ -11,6 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from flax import traverse_util
 
@@ -387,4 +388,63 @@ def test_classic_recipes_use_known_fields() -> None:
         assert set(recipe) <= fields, (arch, set(recipe) - fields)
     assert recipe_for("alexnet")["pca_lighting"] == 0.1
     assert recipe_for("vgg16")["scale_jitter_range"] == (256, 512)
+    # A/B were trained at a fixed S = 256 (Table 3); Q then follows S (Sec. 4.2).
+    assert recipe_for("vgg13")["scale_jitter_range"] == recipe_for("vgg11_lrn")["scale_jitter_range"] == (256, 256)
+    assert recipe_for("vgg11")["multiscale_sizes"] == () and recipe_for("vgg19")["multiscale_sizes"] == (256, 384, 512)
     assert recipe_for("vgg16")["batch_size"] == 256
+
+
+def test_zfnet_filter_renormalisation() -> None:
+    """ZFNet Sec. 3: after each step, conv filters whose RMS exceeds the radius are scaled back
+    onto it (conv1's radius in our input units, 0.1 for conv2-5), FC layers and biases are not,
+    and filters within the radius keep their update exactly."""
+    from train import optim
+    from train.configs.default import get_config
+    from train.loop import apply_recipe
+
+    cfg = get_config()
+    cfg.arch = "zfnet"
+    cfg = apply_recipe(cfg)
+    entries = tuple(cfg.filter_rms_radius)
+    # Which leaves are capped, on the real model's parameter names and shapes.
+    shapes = _param_shapes("zfnet")
+    flat = traverse_util.flatten_dict(optim.filter_radii(shapes, entries), sep="/")
+    capped = {k: r for k, r in flat.items() if r}
+    assert capped == {"conv1/kernel": pytest.approx(0.1 * 255 * 0.226, rel=1e-3),
+                      **{f"conv{i}/kernel": 0.1 for i in range(2, 6)}}
+
+    # The recipe's optimiser on a small tree with ZFNet's names: conv1 filter 0 starts at RMS 9
+    # (> 5.76) and filter 1 at 1 (< 5.76); conv2's filter 0 at 0.05, pushed past 0.1 by the step.
+    rng = np.random.default_rng(0)
+    unit = lambda *s: (lambda a: a / np.sqrt(np.mean(a**2, axis=(0, 1, 2), keepdims=True)))(rng.normal(size=s))
+    conv1 = unit(3, 3, 2, 2) * np.array([9.0, 1.0])
+    conv2 = unit(1, 1, 2, 3) * 0.05
+    params = {"conv1": {"kernel": jnp.asarray(conv1, jnp.float32), "bias": jnp.full((2,), 50.0)},
+              "conv2": {"kernel": jnp.asarray(conv2, jnp.float32), "bias": jnp.zeros((3,))},
+              "fc6": {"kernel": jnp.full((4, 3), 30.0), "bias": jnp.zeros((3,))}}
+    grads = jax.tree_util.tree_map(jnp.zeros_like, params)
+    grads["conv2"]["kernel"] = -jnp.asarray(conv2, jnp.float32) * 500.0  # lr 0.01 → ×6 = RMS 0.3
+    cfg.batch_size, cfg.weight_decay, cfg.momentum = 128, 0.0, 0.0
+    tx, _ = optim.make_optimizer(cfg, params, steps_per_epoch=10, total_steps=100)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    new = optax.apply_updates(params, updates)
+    rms = lambda k: np.sqrt(np.mean(np.asarray(k) ** 2, axis=(0, 1, 2)))
+    np.testing.assert_allclose(rms(new["conv1"]["kernel"]), [5.76, 1.0], rtol=1e-5)
+    np.testing.assert_allclose(rms(new["conv2"]["kernel"]), [0.1] * 3, rtol=1e-5)
+    # Directions are kept; filter 1 of conv1 (within radius, zero gradient) and every non-conv
+    # leaf (far beyond any radius) get their plain update, here none.
+    np.testing.assert_allclose(new["conv1"]["kernel"][..., 0], conv1[..., 0] * 5.76 / 9.0, rtol=1e-5)
+    assert float(jnp.abs(updates["conv1"]["kernel"][..., 1]).max()) == 0.0
+    for leaf in ("conv1/bias", "fc6/kernel", "fc6/bias", "conv2/bias"):
+        a, b = leaf.split("/")
+        assert float(jnp.abs(updates[a][b]).max()) == 0.0, leaf
+    # Off without entries, and a bad entry is refused with its name.
+    assert optim.filter_radii(params, ()) is None
+    with pytest.raises(ValueError, match="filter_rms_radius entry 'conv1=0'"):
+        optim.parse_filter_radius(("conv1=0",))
+    from train import validate
+
+    cfg.filter_rms_radius = ("conv1=x",)
+    assert any("filter_rms_radius entry 'conv1=x'" in p for p in validate.finetune_problems(cfg))
+    cfg.filter_rms_radius = ("conv9=0.1",)
+    assert any("filter_rms_radius pattern 'conv9'" in p for p in validate.param_pattern_problems(cfg, shapes))

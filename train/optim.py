@@ -18,10 +18,17 @@ weight decay, no optimiser state. ``config.lr_mult`` (``("layer*=0.1", ...)``, t
 matching pattern wins) scales the final update of the matching parameters, which is their
 learning rate times the factor for every optimiser here (the rate multiplies a linear
 function of the gradient and the decay term, as in a torch parameter group).
+
+Filter renormalisation (Zeiler & Fergus 2014, Sec. 3): ``config.filter_rms_radius``
+(``("PATTERN=RADIUS", ...)``, first matching pattern wins) caps the RMS of every filter (one
+output channel of a 4-D conv kernel) of the matching layers after each update: a filter whose
+RMS exceeds the radius is scaled back onto it. :func:`renormalize_filters` is the last
+transformation of the chain, so the cap holds on the parameters the step produces.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -191,7 +198,84 @@ def make_optimizer(
     if mults is not None:
         tx = optax.chain(tx, optax.stateless(lambda updates, _: jax.tree_util.tree_map(
             lambda u, m: u * jnp.asarray(m, u.dtype), updates, mults)))
+    radii = filter_radii(params, tuple(config.get("filter_rms_radius") or ()))
+    if radii is not None:
+        # Frozen filters stay as they are.
+        radii = jax.tree_util.tree_map(lambda r, f: 0.0 if f else r, radii, frozen)
+        tx = optax.chain(tx, renormalize_filters(radii))
     return tx, schedule
+
+def is_conv_kernel(path: Any, leaf: Any) -> bool:
+    """A 4-D ``kernel`` leaf ``(kh, kw, in, out)``: a conv layer's filters (dense kernels are 2-D)."""
+    return _leaf_name(path) == "kernel" and len(getattr(leaf, "shape", ())) == 4
+
+
+def parse_filter_radius(entries: tuple[str, ...]) -> list[tuple[str, float]]:
+    """``("conv1=5.8", "conv*=0.1")`` → ``[("conv1", 5.8), ("conv*", 0.1)]``; raises
+    ``ValueError`` naming a bad entry (the radius must be > 0)."""
+    out = []
+    for e in entries:
+        pattern, _, value = str(e).rpartition("=")
+        try:
+            radius = float(value)
+        except ValueError:
+            radius = float("nan")
+        if not pattern or not 0 < radius < math.inf:
+            raise ValueError(f"filter_rms_radius entry {e!r} is not PATTERN=RADIUS with a radius > 0")
+        out.append((pattern, radius))
+    return out
+
+
+def filter_radii(params: Any, entries: tuple[str, ...]) -> Any | None:
+    """Per-leaf RMS radius: the first matching pattern's on conv kernels, 0 (no cap) on every
+    other leaf; None without entries."""
+    if not entries:
+        return None
+    from flaxnets import layers
+
+    rules = parse_filter_radius(entries)
+
+    def radius(path, leaf):
+        if not is_conv_kernel(path, leaf):
+            return 0.0
+        name = param_path(path)
+        return next((r for pat, r in rules if layers.path_matches(name, [pat])), 0.0)
+
+    return jax.tree_util.tree_map_with_path(radius, params)
+
+
+def renormalize_filters(radii: Any) -> optax.GradientTransformation:
+    """Scale back every filter whose RMS after the update exceeds its radius (Zeiler & Fergus
+    2014, Sec. 3: "we renormalize each filter in the convolutional layers whose RMS value
+    exceeds a fixed radius of 10^-1 to this fixed radius").
+
+    ``radii`` has the params' structure: a float per leaf, the RMS radius of each filter
+    (``kernel[..., o]``, RMS over its ``kh·kw·in`` weights) of a 4-D kernel, 0 for no cap.
+    Returns updates ``u'`` with ``params + u'`` = the renormalised ``params + u``; leaves and
+    filters within their radius keep ``u`` exactly. Stateless; needs ``params`` in ``update``.
+    """
+
+    def init_fn(params: Any) -> optax.EmptyState:
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates: Any, state: optax.EmptyState, params: Any = None) -> tuple[Any, optax.EmptyState]:
+        if params is None:
+            raise ValueError("renormalize_filters needs the parameters (tx.update(updates, state, params))")
+
+        def one(u, p, r):
+            if not r:
+                return u
+            new = p.astype(jnp.float32) + u.astype(jnp.float32)
+            rms = jnp.sqrt(jnp.mean(jnp.square(new), axis=tuple(range(new.ndim - 1)), keepdims=True))
+            over = rms > r
+            scaled = new * jnp.where(over, r / jnp.where(over, rms, 1.0), 1.0) - p.astype(jnp.float32)
+            return jnp.where(over, scaled.astype(u.dtype), u)
+
+        return jax.tree_util.tree_map(one, updates, params, radii), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
 
 
 def param_path(path: Any) -> str:

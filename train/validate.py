@@ -172,6 +172,10 @@ def finetune_problems(config: Any) -> list[str]:
         optim.parse_lr_mult(tuple(config.get("lr_mult") or ()))
     except ValueError as e:
         bad.append(str(e))
+    try:
+        optim.parse_filter_radius(tuple(config.get("filter_rms_radius") or ()))
+    except ValueError as e:
+        bad.append(str(e))
     which = str(config.get("init_checkpoint") or "latest")
     if which not in ("latest", "best") and not which.isdigit():
         bad.append(f"init_checkpoint={which!r} is not 'latest', 'best' or a step number")
@@ -204,6 +208,8 @@ def param_pattern_problems(config: Any, params: Any) -> list[str]:
     names = [optim.param_path(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
     patterns = [("freeze", p) for p in tuple(config.get("freeze") or ())]
     patterns += [("lr_mult", p) for p, _ in optim.parse_lr_mult(tuple(config.get("lr_mult") or ()))]
+    patterns += [("filter_rms_radius", p)
+                 for p, _ in optim.parse_filter_radius(tuple(config.get("filter_rms_radius") or ()))]
     from flaxnets import layers
 
     return [f"{field} pattern {pat!r} matches no parameter of {config.arch} (parameters look like "

@@ -41,6 +41,9 @@ def get_config() -> ml_collections.ConfigDict:
     # Decay of depthwise conv kernels (shape (kh, kw, 1, C)); None → weight_decay (MobileNet v1: 0).
     c.depthwise_weight_decay = ml_collections.FieldReference(None, field_type=float)
     c.grad_clip_norm = 0.0  # 0 → no clipping
+    # ("PATTERN=RADIUS", ...): after each step, conv filters of matching layers whose RMS exceeds
+    # the radius are scaled back onto it (ZFNet, Zeiler & Fergus 2014 Sec. 3); () → off.
+    c.filter_rms_radius = ()
 
     # Schedule.
     c.schedule = "cosine"  # "cosine" | "linear" | "poly" | "step" | "exponential" | "constant"
@@ -59,6 +62,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.train_crop = "random_resized"  # "random_resized" | "scale_jitter" | "pad_crop" | "center"
     c.crop_area_range = (0.08, 1.0)
     c.aspect_ratio_range = (3.0 / 4.0, 4.0 / 3.0)
+    # random_resized crops: plain bilinear resize, as the flax ImageNet example (tf.image.resize,
+    # antialias off); True → antialiased like PIL/torchvision, ~2.5× the resize cost.
+    c.train_resize_antialias = False
     c.scale_jitter_range = (256, 512)  # VGG: shorter side S ∈ [256, 512]
     c.pad_crop_padding = 4  # CIFAR pad-4-crop
     c.random_flip = True
