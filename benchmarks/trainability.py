@@ -93,18 +93,23 @@ def run_one(arch: str, timeout: float) -> dict[str, str]:
         out, rc = proc.stdout + proc.stderr, proc.returncode
     except subprocess.TimeoutExpired as e:
         out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-        rc, row["note"] = None, f"timeout after {timeout:g} s"
+        rc, timed_out = None, f"timeout after {timeout:g} s"
     row["wall_s"] = f"{time.time() - start:.0f}"
     for line in out.splitlines():
         m = _START.match(line.strip())
         if m:
             row.update(image=m["image"], steps=m["steps"], batch=m["batch"], epochs=m["epochs"])
+        budget = re.search(r"\(compute budget: [^)]*\)", line)
+        if budget:  # the default budget had to shrink: the table says so
+            row["note"] = "default budget shrunk, " + budget[0].strip("()")
         if line.startswith("final: "):
             final = ast.literal_eval(line[len("final: "):])
             row["top1"] = f"{float(final['top1']):.2f}"
-    if rc not in (0, None) and not row["note"]:
+    if rc is None:
+        row["note"] = (row["note"] + "; " if row["note"] else "") + timed_out
+    elif rc != 0:
         last = [ln for ln in out.splitlines() if ln.strip()][-1:] or ["?"]
-        row["note"] = f"exit {rc}: {last[0][:100]}".replace("|", "/")
+        row["note"] = (row["note"] + "; " if row["note"] else "") + f"exit {rc}: {last[0][:100]}".replace("|", "/")
     shutil.rmtree(workdir, ignore_errors=True)
     return row
 

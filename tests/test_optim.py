@@ -277,11 +277,18 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert adapt_augmentation(cifar, "digits", 8)[0].pad_crop_padding == 1
     assert adapt_augmentation(cifar, "digits", 8, explicit=("pad_crop_padding",))[0].pad_crop_padding == 4
     assert adapt_augmentation(cifar, "cifar10", 32) == (cifar, "")
+    from train.configs import SMALL_DATA_TFLOP, budget_epochs  # 3 × forward FLOPs × images × epochs
+
+    assert budget_epochs(30.0, 1e6, 1437) == (30.0, "")  # resnet20-sized: far under the budget
+    per_epoch = 3 * 1e9 * 1437  # a 1 GFLOP forward: the budget buys floor(B / per_epoch) epochs
+    epochs, why = budget_epochs(30.0, 1e9, 1437)
+    assert epochs == max(3, int(SMALL_DATA_TFLOP * 1e12 // per_epoch)) < 30 and "compute budget" in why
+    assert budget_epochs(30.0, 1e12, 1437)[0] == 3.0  # never below 3 epochs
 
 
 def _sdlm_cfg(**kw):
-    return _cfg(optimizer="sdlm", learning_rate=5e-4, lr_batch_denom=0, schedule="constant", momentum=0.0,
-                weight_decay=0.0, **kw)
+    return _cfg(**{"optimizer": "sdlm", "learning_rate": 5e-4, "lr_batch_denom": 0, "schedule": "constant",
+                   "momentum": 0.0, "weight_decay": 0.0, **kw})
 
 
 def test_sdlm_step_is_eps_over_mu_plus_h() -> None:

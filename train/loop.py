@@ -76,6 +76,17 @@ def resolve_image_size(config: Any, arch: str, info: Any) -> int:
     return mi.input_size[0]
 
 
+def forward_flops(config: Any, image_size: int, channels: int, num_classes: int) -> float:
+    """XLA's FLOP count of one image's forward pass (inference mode, float32) at the training
+    size, from the lowered HLO: traced, not compiled."""
+    model = flaxnets.create_model(config.arch, num_classes=num_classes, **dict(config.model_overrides))
+    x = jax.ShapeDtypeStruct((1, image_size, image_size, channels), jnp.float32)
+    variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros(x.shape), train=False))
+    cost = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x).cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float((cost or {}).get("flops", 0.0))
+
+
 def compute_dtype(name: str) -> Any:
     """``"auto"`` → bfloat16 on gpu/tpu, float32 on cpu; else the named dtype."""
     if name == "auto":
@@ -236,13 +247,21 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
     workdir = os.path.abspath(os.path.expanduser(workdir))
     dataset = data.resolve_dataset(config.dataset, config.data_dir)
     info = data.dataset_info(dataset, config.data_dir)
-    from train.configs import adapt_augmentation, adapt_recipe  # a recipe on another dataset
+    from train.configs import adapt_augmentation, adapt_recipe, budget_epochs  # a recipe on another dataset
 
+    recipe_config = config
     config, adapted = adapt_recipe(config, info.name, info.num_train, info.image_size, info.default_epochs, explicit)
-    if dataset in NO_FLIP_DATASETS and "random_flip" not in set(explicit) and config.random_flip:
-        config.random_flip = False  # mirrored digits are other glyphs
     mi = flaxnets.model_info(config.arch)
     image_size = resolve_image_size(config, config.arch, info)
+    if adapted and "num_epochs" not in set(explicit):  # the compute budget of a dataset the recipe is not for
+        flops = forward_flops(config, image_size, mi.input_size[2], int(config.num_classes or info.num_classes))
+        epochs, why = budget_epochs(info.default_epochs, flops, info.num_train)
+        if epochs < info.default_epochs:
+            config, adapted = adapt_recipe(recipe_config, info.name, info.num_train, info.image_size, epochs,
+                                           explicit)
+            adapted = adapted.replace("; schedule shape", f" ({why}); schedule shape", 1)
+    if dataset in NO_FLIP_DATASETS and "random_flip" not in set(explicit) and config.random_flip:
+        config.random_flip = False  # mirrored digits are other glyphs
     config, augmentation = adapt_augmentation(config, info.name, image_size, explicit)
     if augmentation:
         adapted = (adapted.replace("; schedule shape", f", {augmentation}; schedule shape", 1) if adapted

@@ -15,6 +15,8 @@ regularisation, loss) and re-scales what belongs to the data:
 * image size: a recipe's resolution (299 for Inception) is dropped on small-image datasets,
   where the trainer picks the smallest size the model allows, at least the data's own
   (``train.loop.resolve_image_size``: the digits' native 8×8 for the CIFAR networks);
+* compute: at most :data:`SMALL_DATA_TFLOP` of training (:func:`budget_epochs`): a network
+  whose default budget costs more trains fewer epochs, and the start line says so;
 * augmentation geometry: CIFAR's pad-and-crop shift (4 px of 32) keeps its fraction of the
   image at the training size (1 px at 8×8; :func:`adapt_augmentation`).
 
@@ -47,6 +49,12 @@ def recipe_home(arch: str) -> str:
     return "imagenet2012"
 
 
+# Training compute of a run on a dataset its recipe was not written for (the embedded digits):
+# the whole registry at its default command must fit about 4 hours of a 2-core CPU (issue 14),
+# which runs ~30-60 GFLOP/s on these networks. Models over it train fewer epochs and say so.
+SMALL_DATA_TFLOP = 12.0
+MIN_BUDGET_EPOCHS = 3
+
 HOME_IMAGE_SIDE = {"imagenet2012": 224, "cifar10": 32, "mnist": 28}
 
 
@@ -70,6 +78,18 @@ def adapt_augmentation(config: ml_collections.ConfigDict, dataset: str, image_si
     config = ml_collections.ConfigDict(config.to_dict())
     config.pad_crop_padding = new
     return config, f"pad-crop {old}→{new} px at {image_side}×{image_side}"
+
+
+def budget_epochs(default_epochs: float, forward_flops: float, num_train: int) -> tuple[float, str]:
+    """Epochs within :data:`SMALL_DATA_TFLOP` of training (≈ 3× the forward FLOPs per image:
+    forward, input and weight gradients) and the reason, when the dataset's default budget
+    exceeds it; at least :data:`MIN_BUDGET_EPOCHS`. ``(default_epochs, "")`` otherwise."""
+    per_epoch = 3.0 * forward_flops * num_train
+    if per_epoch <= 0 or per_epoch * default_epochs <= SMALL_DATA_TFLOP * 1e12:
+        return default_epochs, ""
+    epochs = max(MIN_BUDGET_EPOCHS, math.floor(SMALL_DATA_TFLOP * 1e12 / per_epoch))
+    return float(epochs), (f"compute budget: {forward_flops / 1e9:.2f} GFLOPs/image forward, "
+                           f"{SMALL_DATA_TFLOP:g} TFLOP ≈ {epochs} epochs")
 
 
 def _pow2_floor(n: int) -> int:
