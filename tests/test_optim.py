@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.flatten_util import ravel_pytree
 import pytest
+from jax.flatten_util import ravel_pytree
 
 import flaxnets
 from train import optim, steps
@@ -322,21 +322,26 @@ def test_gauss_newton_diag_exact() -> None:
     x = jnp.asarray(rng.standard_normal((5, 4)), jnp.float32)
     params = {"w": jnp.asarray(rng.standard_normal((4, 3)), jnp.float32), "b": jnp.asarray(rng.standard_normal(3))}
     linear = lambda p, xs: xs @ p["w"] + p["b"]
-    gn = optim.gauss_newton_diag(linear, params, x)
     flat, unravel = ravel_pytree(params)
-    for labels in (jnp.array([0, 1, 2, 0, 1]), jnp.array([2, 2, 2, 2, 2])):
+    gn = ravel_pytree(jax.jit(optim.gauss_newton_diag, static_argnums=0)(linear, params, x))[0]
+
+    @jax.jit
+    def hessian_diag(labels):
         loss = lambda f: optax.softmax_cross_entropy_with_integer_labels(linear(unravel(f), x), labels).mean()
-        np.testing.assert_allclose(ravel_pytree(gn)[0], jnp.diag(jax.hessian(loss)(flat)),
-                                   rtol=1e-4, atol=1e-6)
+        return jnp.diag(jax.hessian(loss)(flat))
+
+    for labels in (jnp.array([0, 1, 2, 0, 1]), jnp.array([2, 2, 2, 2, 2])):
+        np.testing.assert_allclose(gn, hessian_diag(labels), rtol=1e-4, atol=1e-6)
     net = lambda p, xs: jnp.tanh(xs @ p["w"] + p["b"]) @ p["w"].T[:, :3] * 2.0
-    want = 0.0
-    for i in range(5):
-        z = net(unravel(flat), x[i:i + 1])[0]
-        jac = jax.jacobian(lambda f: net(unravel(f), x[i:i + 1])[0])(flat)
-        p = jax.nn.softmax(z)
-        want = want + jnp.diag(jac.T @ (jnp.diag(p) - jnp.outer(p, p)) @ jac) / 5
-    np.testing.assert_allclose(ravel_pytree(optim.gauss_newton_diag(net, params, x))[0], want,
-                               rtol=1e-4, atol=1e-7)
+
+    @jax.jit
+    def explicit(xi):
+        jac = jax.jacobian(lambda f: net(unravel(f), xi[None])[0])(flat)
+        p = jax.nn.softmax(net(params, xi[None])[0])
+        return jnp.diag(jac.T @ (jnp.diag(p) - jnp.outer(p, p)) @ jac)
+
+    np.testing.assert_allclose(ravel_pytree(jax.jit(optim.gauss_newton_diag, static_argnums=0)(net, params, x))[0],
+                               jax.vmap(explicit)(x).mean(0), rtol=1e-4, atol=1e-7)
 
 
 def test_train_step_feeds_sdlm_the_batch_curvature() -> None:
@@ -348,7 +353,8 @@ def test_train_step_feeds_sdlm_the_batch_curvature() -> None:
     params = model.init(jax.random.PRNGKey(0), x)["params"]
     tx, _ = optim.make_optimizer(_sdlm_cfg(learning_rate=0.1), params, 10, 100)
     state = steps.TrainState.create(apply_fn=model.apply, params=params, tx=tx, batch_stats={})
-    new, _ = steps.train_step(state, {"image": x, "label": y}, jax.random.PRNGKey(1), num_classes=3)
+    step = jax.jit(lambda s, b: steps.train_step(s, b, jax.random.PRNGKey(1), num_classes=3))
+    new, _ = step(state, {"image": x, "label": y})
     logits = lambda p, xs: model.apply({"params": p}, xs)
     g = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(logits(p, x), y).mean())(params)
     h = optim.gauss_newton_diag(logits, params, x)

@@ -21,6 +21,7 @@ from flax.training import train_state
 
 import flaxnets
 from flaxnets import layers
+from train import optim
 
 
 class TrainState(train_state.TrainState):
@@ -124,7 +125,21 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, num_classes: i
     if axis_name is not None:
         grads = jax.lax.pmean(grads, axis_name)
         metrics = jax.lax.pmean(metrics, axis_name)
-    new_state = state.apply_gradients(grads=grads, batch_stats=new_stats)
+    if optim.wants_curvature(state.opt_state):
+        # SDLM (LeNet-5): the optimiser scales by the batch's diagonal Gauss-Newton curvature of
+        # the deterministic network (no dropout, BatchNorm in inference mode).
+        def logits_fn(params, x):
+            return state.apply_fn(_variables(state, params), x, train=False)
+
+        curvature = optim.gauss_newton_diag(logits_fn, state.params, images)
+        if axis_name is not None:
+            curvature = jax.lax.pmean(curvature, axis_name)
+        updates, opt_state = state.tx.update(grads, state.opt_state, state.params, curvature=curvature,
+                                             curvature_samples=images.shape[0])
+        new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                                  opt_state=opt_state, batch_stats=new_stats)
+    else:
+        new_state = state.apply_gradients(grads=grads, batch_stats=new_stats)
     if freeze_bn_affine and frozen_bn:
         new_state = new_state.replace(params=_keep_bn_params(state.params, new_state.params,
                                                              state.batch_stats, frozen_bn))

@@ -14,7 +14,7 @@ from typing import Any
 
 import flaxnets
 
-OPTIMIZERS = ("sgd", "rmsprop", "adamw")
+OPTIMIZERS = ("sgd", "rmsprop", "adamw", "sdlm")
 SCHEDULES = ("cosine", "linear", "poly", "step", "exponential", "constant")
 TRAIN_CROPS = ("random_resized", "scale_jitter", "pad_crop", "center")
 EVAL_MODES = ("center", "10crop", "multiscale", "dense", "144crop", "multicrop150")

@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.max_steps = ml_collections.FieldReference(None, field_type=int)  # stop early (smoke runs)
 
     # Optimiser (optax).
-    c.optimizer = "sgd"  # "sgd" | "rmsprop" | "adamw"
+    c.optimizer = "sgd"  # "sgd" | "rmsprop" | "adamw" | "sdlm" (LeNet-5: stochastic diagonal Levenberg-Marquardt)
     c.learning_rate = 0.1  # at batch size lr_batch_denom (scaled linearly with batch_size)
     c.lr_batch_denom = 256  # lr = learning_rate * batch_size / lr_batch_denom; 0 → no scaling
     c.momentum = 0.9
