@@ -68,6 +68,8 @@ def test_image_size_from_dataset_and_model() -> None:
     cfg = get_config()
     assert loop.resolve_image_size(cfg, "resnet20", small) == 8  # the data's own size: min_size allows it
     assert loop.resolve_image_size(cfg, "resnet50", small) == 32  # raised to the model's min_size
+    assert loop.resolve_image_size(cfg, "bn_inception", small) == 32  # min_size 7, but an ImageNet net: ≥ 32
+    assert loop.resolve_image_size(cfg, "inception_v4", small) == 75  # min_size above 32
     cifar = DatasetInfo("cifar10", 10, "train", "test", 50000, 10000, 32, 3, 30.0)
     assert loop.resolve_image_size(cfg, "resnet20", cifar) == 32
     assert loop.resolve_image_size(cfg, "resnet50", big) == 224
