@@ -277,6 +277,12 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert adapt_augmentation(cifar, "digits", 8)[0].pad_crop_padding == 1
     assert adapt_augmentation(cifar, "digits", 8, explicit=("pad_crop_padding",))[0].pad_crop_padding == 4
     assert adapt_augmentation(cifar, "cifar10", 32) == (cifar, "")
+    imagenet, _ = adapted("bn_inception")  # random-resized crops of 8-100 % of a 32×32 digit → 4 px shifts
+    small, line = adapt_augmentation(imagenet, "digits", 32, small_images=True)
+    assert (small.train_crop, small.pad_crop_padding) == ("pad_crop", 4) and "random_resized" in line
+    assert adapt_augmentation(imagenet, "digits", 32, ("train_crop",), small_images=True)[0].train_crop \
+        == "random_resized"  # explicit wins
+    assert adapt_augmentation(imagenet, "folder", 224)[0].train_crop == "random_resized"  # photos: kept
     from train.configs import SMALL_DATA_TFLOP, budget_epochs  # 3 × forward FLOPs × images × epochs
 
     assert budget_epochs(30.0, 1e6, 1437) == (30.0, "")  # resnet20-sized: far under the budget

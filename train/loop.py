@@ -266,7 +266,8 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
             adapted = adapted.replace("; schedule shape", f" ({why}); schedule shape", 1)
     if dataset in NO_FLIP_DATASETS and "random_flip" not in set(explicit) and config.random_flip:
         config.random_flip = False  # mirrored digits are other glyphs
-    config, augmentation = adapt_augmentation(config, info.name, image_size, explicit)
+    config, augmentation = adapt_augmentation(config, info.name, image_size, explicit,
+                                              small_images=info.image_size <= SMALL_DATASET_SIDE)
     if augmentation:
         adapted = (adapted.replace("; schedule shape", f", {augmentation}; schedule shape", 1) if adapted
                    else f"{config.arch} on {info.name}: {augmentation}")

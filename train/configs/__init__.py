@@ -17,8 +17,10 @@ regularisation, loss) and re-scales what belongs to the data:
   (``train.loop.resolve_image_size``: the digits' native 8×8 for the CIFAR networks);
 * compute: at most :data:`SMALL_DATA_TFLOP` of training (:func:`budget_epochs`): a network
   whose default budget costs more trains fewer epochs, and the start line says so;
-* augmentation geometry: CIFAR's pad-and-crop shift (4 px of 32) keeps its fraction of the
-  image at the training size (1 px at 8×8; :func:`adapt_augmentation`).
+* augmentation geometry (:func:`adapt_augmentation`): on small images a photo recipe's scale
+  augmentation (random-resized crops, scale jitter) becomes a pad-and-crop shift of 1/8 of the
+  side; CIFAR's pad-and-crop shift (4 px of 32) keeps its fraction at the training size (1 px
+  at 8×8).
 
 Fields given explicitly (``--config.<field>``) are never changed.
 """
@@ -59,25 +61,40 @@ HOME_IMAGE_SIDE = {"imagenet2012": 224, "cifar10": 32, "mnist": 28}
 
 
 def adapt_augmentation(config: ml_collections.ConfigDict, dataset: str, image_side: int,
-                       explicit: Iterable[str] = ()) -> tuple[ml_collections.ConfigDict, str]:
-    """``config`` with its pixel-sized augmentation scaled from the recipe's home resolution to
-    ``image_side`` (the training size), and a short description of the change ("" when none).
+                       explicit: Iterable[str] = (), small_images: bool = False,
+                       ) -> tuple[ml_collections.ConfigDict, str]:
+    """``config`` with its crop augmentation adapted from the recipe's home data to ``dataset``
+    trained at ``image_side``, and a short description of the change ("" when none).
 
-    Only ``pad_crop_padding`` is in pixels (the CIFAR ResNet paper's 4 px pad on 32×32, He et al.
-    2016 Sec. 4.2): a 4 px shift of an 8×8 digit moves half of it out of the frame.
+    * On small-image data (``small_images``: digits, MNIST, CIFAR, whose objects fill the frame)
+      a photo recipe's scale augmentation (random-resized crops of 8-100 % of the area,
+      VGG's scale jitter) becomes the small-image standard, a random shift by zero-padding and
+      cropping (He et al. 2016 Sec. 4.2: 4 px of 32, an eighth of the side). An 8 %-area crop
+      of an 8×8 digit is a 2×2-pixel fragment: BN-Inception's recipe with it reached 92 % on
+      the digits where the network fits 99 %.
+    * ``pad_crop_padding`` is in pixels of the home resolution: it keeps its fraction of the
+      image at ``image_side`` (a 4 px shift of an 8×8 digit moves half of it out of frame).
     """
-    if not config.get("recipe", True) or config.get("train_crop") != "pad_crop" or "pad_crop_padding" in set(explicit):
+    explicit = set(explicit)
+    if not config.get("recipe", True) or recipe_home(config.arch) == dataset:
         return config, ""
     home = recipe_home(config.arch)
-    if dataset == home:
-        return config, ""
-    old = int(config.pad_crop_padding)
-    new = max(1, round(old * image_side / HOME_IMAGE_SIDE[home])) if old else 0
-    if new == old:
-        return config, ""
+    crop = config.get("train_crop")
     config = ml_collections.ConfigDict(config.to_dict())
-    config.pad_crop_padding = new
-    return config, f"pad-crop {old}→{new} px at {image_side}×{image_side}"
+    changes = []
+    if small_images and crop in ("random_resized", "scale_jitter") and not explicit & {
+            "train_crop", "crop_area_range", "aspect_ratio_range", "scale_jitter_range"}:
+        config.train_crop = "pad_crop"
+        if "pad_crop_padding" not in explicit:
+            config.pad_crop_padding = max(1, round(image_side / 8))
+        changes.append(f"{crop} crops → pad-crop {config.pad_crop_padding} px (small images)")
+    elif crop == "pad_crop" and "pad_crop_padding" not in explicit:
+        old = int(config.pad_crop_padding)
+        new = max(1, round(old * image_side / HOME_IMAGE_SIDE[home])) if old else 0
+        if new != old:
+            config.pad_crop_padding = new
+            changes.append(f"pad-crop {old}→{new} px at {image_side}×{image_side}")
+    return config, ", ".join(changes)
 
 
 def budget_epochs(default_epochs: float, forward_flops: float, num_train: int) -> tuple[float, str]:
