@@ -43,12 +43,6 @@ def _behaviour_params():
             for n in ALL]
 
 
-def _init_shapes(name: str, size=None, **kw):
-    model = flaxnets.create_model(name, **kw)
-    h, w, c = size or flaxnets.model_info(name).input_size
-    return model, jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, h, w, c))))
-
-
 @pytest.mark.parametrize("name", ALL)
 def test_info_is_complete(name: str) -> None:
     info = flaxnets.model_info(name)
@@ -85,21 +79,32 @@ def _odd_size(info) -> tuple[int, int]:
 @pytest.mark.parametrize("name", ALL)
 def test_param_count_and_anatomy(name: str) -> None:
     """Count and dtypes, logits in float32 and bfloat16, then (shapes only) pooled features, the
-    classifier paths and the feature maps: one test, so the init traces are shared."""
+    classifier paths and the feature maps. Python tracing of the deep nets is the cost, so each
+    trace does double duty: ``init_with_output`` gives the bfloat16 logits (and the pooled
+    features) with the variables, and the pooled model's trace collects the feature maps at the
+    default size, the maps that ``features_only`` returns (it is that model, stopped early)."""
     info = flaxnets.model_info(name)
-    model_bf16, variables = _init_shapes(name, dtype=jnp.bfloat16)  # one init trace (deep nets: slow)
+    h, w, c = info.input_size
+    key = jax.random.PRNGKey(0)
+    model_bf16 = flaxnets.create_model(name, dtype=jnp.bfloat16)
+    out, variables = jax.eval_shape(lambda: model_bf16.init_with_output(key, jnp.zeros((3, h, w, c))))
+    assert out.shape == (3, model_bf16.num_classes)
     assert count_params(variables["params"]) == info.params
     for leaf in jax.tree_util.tree_leaves(variables):  # params and BN stats stay float32
         assert leaf.dtype == jnp.float32
-    h, w, c = info.input_size
-    for model in (flaxnets.create_model(name), model_bf16):
-        out = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((3, h, w, c)), train=False), variables)
-        assert out.shape == (3, model.num_classes)
-        if model is not model_bf16:
-            assert out.dtype == jnp.float32
+    model = flaxnets.create_model(name)
+    out = jax.eval_shape(lambda v: model.apply(v, jnp.zeros((3, h, w, c)), train=False), variables)
+    assert out.shape == (3, model.num_classes) and out.dtype == jnp.float32
     # num_classes=0: the pooled pre-logit features; exactly the classifier modules go.
-    pooled, pooled_vars = _init_shapes(name, num_classes=0)
-    out = jax.eval_shape(lambda v: pooled.apply(v, jnp.zeros((2, h, w, c))), pooled_vars)
+    pooled = flaxnets.create_model(name, num_classes=0)
+    taps = [f.module for f in info.feature_info]
+
+    def pooled_init():
+        with layers.collect_features(taps) as maps:
+            out, pooled_vars = pooled.init_with_output(key, jnp.zeros((2, h, w, c)))
+        return out, pooled_vars, dict(maps)
+
+    out, pooled_vars, maps = jax.eval_shape(pooled_init)
     assert out.shape == (2, info.num_features)
     full, kept = _param_paths(variables), _param_paths(pooled_vars)
     assert all(full.get(p) == s for p, s in kept.items()), "num_classes=0 only removes modules"
@@ -111,19 +116,25 @@ def test_param_count_and_anatomy(name: str) -> None:
     assert any(s[-1] == info.num_classes for p, s in full.items() if layers.path_matches(p, info.classifier[:1]))
     kernel = full.get(info.first_conv)
     assert kernel is not None and len(kernel) == 4 and kernel[2] == c, f"first_conv {info.first_conv}: {kernel}"
-    # features_only: the stated channels and reductions, with the classifier model's variables.
+    # The stated channels and reductions: at the default size from the pooled trace, and from
+    # features_only with the classifier model's variables at an odd non-square size (at the
+    # default size where the model takes only that).
+    _check_maps(info, [maps[t] for t in taps if t in maps], h, w)
     feats = flaxnets.create_model(name, features_only=True)
-    sizes = [(h, w)] if info.fixed_size else [(h, w), _odd_size(info)]
-    for hh, ww in sizes:
-        maps = jax.eval_shape(lambda v: feats.apply(v, jnp.zeros((1, hh, ww, c))), variables)
-        assert len(maps) == len(info.feature_info)
-        for m, f in zip(maps, info.feature_info, strict=True):
-            assert m.shape[-1] == f.channels, f"{f.module}: {m.shape} vs {f}"
-            for size, got in ((hh, m.shape[1]), (ww, m.shape[2])):  # stride r: size/r up to borders
-                assert abs(got - size / f.reduction) <= max(1.0, 0.25 * size / f.reduction), (f, hh, ww, m.shape)
+    hh, ww = (h, w) if info.fixed_size else _odd_size(info)
+    _check_maps(info, jax.eval_shape(lambda v: feats.apply(v, jnp.zeros((1, hh, ww, c))), variables), hh, ww)
     first = flaxnets.create_model(name, features_only=True, out_indices=(0,))  # stops after the first map
     (m,) = jax.eval_shape(lambda v: first.apply(v, jnp.zeros((1, h, w, c))), pooled_vars)
     assert m.shape[-1] == info.feature_info[0].channels
+
+
+def _check_maps(info, maps: list, hh: int, ww: int) -> None:
+    """One map per ``feature_info`` entry, with its channels and ``size / reduction`` up to borders."""
+    assert len(maps) == len(info.feature_info)
+    for m, f in zip(maps, info.feature_info, strict=True):
+        assert m.shape[-1] == f.channels, f"{f.module}: {m.shape} vs {f}"
+        for size, got in ((hh, m.shape[1]), (ww, m.shape[2])):  # stride r: size/r up to borders
+            assert abs(got - size / f.reduction) <= max(1.0, 0.25 * size / f.reduction), (f, hh, ww, m.shape)
 
 
 def _aux_logits(state) -> list:
