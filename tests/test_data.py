@@ -458,3 +458,71 @@ def test_image_folder_bad_files_fail_at_start_naming_them(folder, tmp_path):
     with pytest.raises(ValueError, match=r"bad\.jpg cannot be decoded") as err:
         data.dataset_info(f"folder:{broken}")
     assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------- device normalisation
+
+
+def test_uint8_batches_normalise_on_device_as_on_host(digits):
+    """uint8 batches (what the trainer copies to the device) normalised by the steps equal the
+    batches the pipeline normalises on the host (to float32 rounding: XLA may fuse the
+    multiply-add), train and eval, RGB stats on grey models included; the compiled steps
+    built by ``Parallel(pixel_stats=...)`` see the same inputs and give the same outputs."""
+    import jax
+    import optax
+
+    from train import parallel, steps
+
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    c = _config(train_crop="random_resized")
+    kw = dict(image_size=12, channels=3, mean=mean, std=std, global_batch_size=16, seed=0, process_index=0,
+              process_count=1)
+    u8 = next(data.train_iterator(c, digits, normalize=False, **kw))
+    host = next(data.train_iterator(c, digits, **kw))
+    assert u8["image"].dtype == np.uint8 and host["image"].dtype == np.float32
+    assert np.array_equal(u8["label"], host["label"]) and u8["image"].max() > 200
+    norm = jax.jit(steps.device_images, static_argnums=(1, 2))
+    np.testing.assert_allclose(np.asarray(norm(u8["image"], mean, std)), host["image"], rtol=0, atol=1e-6)
+    ekw = dict(image_size=8, channels=1, mean=mean, std=std, global_batch_size=64, process_index=0, process_count=1)
+    e8 = next(data.eval_iterator(c, digits, normalize=False, **ekw))  # grey model, RGB stats (luma)
+    eh = next(data.eval_iterator(c, digits, **ekw))
+    assert e8["image"].dtype == np.uint8 and e8["image"].shape[-1] == 1
+    np.testing.assert_allclose(np.asarray(norm(e8["image"], mean, std)), eh["image"], rtol=0, atol=1e-6)
+    # Float batches are taken as normalised; uint8 without stats is refused.
+    assert steps.device_images(host["image"], mean, std) is host["image"]
+    with pytest.raises(ValueError, match="mean and std"):
+        steps.device_images(u8["image"])
+    # The compiled steps: a linear "model" on the flattened pixels.
+    w = np.random.default_rng(0).normal(size=(12 * 12 * 3, 10)).astype(np.float32) / 20
+
+    def apply(variables, x, train=False, mutable=None, rngs=None):
+        out = x.reshape(x.shape[0], -1) @ variables["params"]["w"]
+        return (out, {}) if mutable else out
+
+    state = steps.TrainState.create(apply_fn=apply, params={"w": w}, tx=optax.sgd(0.1), batch_stats={})
+    par = parallel.Parallel("jit", pixel_stats=(mean, std))
+    probs, train = par.probs_step(), par.train_step(num_classes=10)
+    p8 = np.asarray(probs(state, par.put_batch({"image": u8["image"]})))
+    pf = np.asarray(probs(state, par.put_batch({"image": host["image"]})))
+    np.testing.assert_allclose(p8, pf, rtol=1e-5, atol=1e-7)
+    m8 = par.scalars(train(par.put_state(state), par.put_batch(u8), jax.random.PRNGKey(0))[1])
+    mf = par.scalars(train(par.put_state(state), par.put_batch(host), jax.random.PRNGKey(0))[1])
+    assert m8["loss"] == pytest.approx(mf["loss"], rel=1e-5)
+
+
+def test_prefetch_to_device_keeps_order_and_runs_ahead():
+    """prefetch_to_device: same batches in the same order, at most ``size`` placed ahead."""
+    from train import steps
+
+    placed = []
+
+    def put(b):
+        placed.append(b)
+        return b * 10
+
+    out = []
+    for i, b in enumerate(steps.prefetch_to_device(iter(range(7)), put, size=2)):
+        out.append(b)
+        assert len(placed) == min(i + 2, 7)  # the next batch is already placed while this one runs
+    assert out == [10 * i for i in range(7)]
+    assert list(steps.prefetch_to_device(iter([]), put)) == []

@@ -132,8 +132,8 @@ def _eval_supported(model: Any, variables: Any, size: int, channels: int) -> str
 def evaluate(par: parallel.Parallel, step_fn: Any, state: Any, batches: Iterable[dict]) -> dict:
     """Top-1/top-5 (%) and loss over one pass of ``batches`` (padding masked out)."""
     totals = None
-    for batch in batches:
-        out = step_fn(state, par.put_batch(batch))
+    for batch in steps.prefetch_to_device(batches, par.put_batch):  # copies overlap the steps
+        out = step_fn(state, batch)
         totals = out if totals is None else jax.tree_util.tree_map(jnp.add, totals, out)
     if totals is None:
         return {}
@@ -277,11 +277,11 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
     channels = mi.input_size[2]
     num_classes = int(config.num_classes or info.num_classes)
     dtype = compute_dtype(config.compute_dtype)
-    par = parallel.Parallel(config.parallel)
+    par = parallel.Parallel(config.parallel, pixel_stats=(mi.mean, mi.std))  # steps normalise uint8 batches
     model = flaxnets.create_model(config.arch, num_classes=num_classes, dtype=dtype,
                                   **dict(config.model_overrides))
     eval_batch = int(config.get("eval_batch_size") or config.batch_size)
-    norm = dict(image_size=image_size, channels=channels, mean=mi.mean, std=mi.std)
+    norm = dict(image_size=image_size, channels=channels, mean=mi.mean, std=mi.std, normalize=False)  # uint8
 
     def eval_batches(mode: str = "center", size: int | None = None) -> Iterable[dict]:
         return limit_eval_batches(data.eval_iterator(config, info, global_batch_size=eval_batch, mode=mode,
@@ -345,7 +345,7 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str, explicit: Iterabl
         with open(os.path.join(r.workdir, "config.json"), "w") as f:
             f.write(config.to_json_best_effort(indent=2))
 
-    norm = dict(image_size=r.image_size, channels=r.channels, mean=mi.mean, std=mi.std)
+    norm = dict(image_size=r.image_size, channels=r.channels, mean=mi.mean, std=mi.std, normalize=False)  # uint8
     train_iter = data.train_iterator(config, info, global_batch_size=batch_size, seed=int(config.seed),
                                      start_step=start_step, data_dir=config.data_dir, **norm)
     return Run(config=config, workdir=r.workdir, dataset=r.dataset, data_info=info, model_info=mi, model=model,
@@ -492,18 +492,19 @@ def train_steps(run: Run) -> int:
     log_every, ckpt_every = int(config.log_every_steps), int(config.checkpoint_every_steps)
     step, pending = run.start_step, None  # pending: (step, metrics) checked one step late
     t0, seen = time.time(), 0
+    batches = steps.prefetch_to_device(run.train_iter, run.par.put_batch)  # 2 batches ahead on device
     with _SigtermFlag() as sigterm:
         while step < run.stop_step:
-            batch = next(run.train_iter)
+            batch = next(batches)
             fn = frozen_fn if frozen_fn is not None and step >= run.bn_freeze_step else train_fn
             if step == run.start_step or (fn is frozen_fn and step == run.bn_freeze_step):
                 with compile_cache.watch() as cache:
-                    run.state, metrics = fn(run.state, run.par.put_batch(batch), rng)
+                    run.state, metrics = fn(run.state, batch, rng)
                     jax.block_until_ready(metrics)
                 what = "train step" + (" (BatchNorm frozen)" if fn is frozen_fn else "")
                 run.bar.message(compile_cache.describe(cache, what, run.cache_dir))
             else:
-                run.state, metrics = fn(run.state, run.par.put_batch(batch), rng)
+                run.state, metrics = fn(run.state, batch, rng)
             step += 1
             seen += run.batch_size
             if pending is not None:

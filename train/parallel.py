@@ -99,9 +99,15 @@ def any_process(flag: bool) -> bool:
 
 
 class Parallel:
-    """Places state and batches and compiles the steps for one parallelism mode."""
+    """Places state and batches and compiles the steps for one parallelism mode.
 
-    def __init__(self, mode: str = "jit", devices: list | None = None):
+    ``pixel_stats`` ``(mean, std)``: the compiled steps normalise uint8 image batches with them
+    (:func:`train.steps.device_images`); float batches are taken as normalised.
+    """
+
+    def __init__(self, mode: str = "jit", devices: list | None = None,
+                 pixel_stats: tuple[Any, Any] | None = None):
+        self._stats = {} if pixel_stats is None else {"mean": tuple(pixel_stats[0]), "std": tuple(pixel_stats[1])}
         if mode not in ("jit", "pmap"):
             raise ValueError(f"unknown parallel mode {mode!r}; use 'jit' or 'pmap'")
         self.mode = mode
@@ -174,24 +180,24 @@ class Parallel:
     def train_step(self, **kwargs: Any) -> Callable:
         """Compiled ``(state, batch, rng) → (state, metrics)``; the state is donated."""
         if self.mode == "pmap":
-            fn = functools.partial(steps.train_step, axis_name=AXIS, **kwargs)
+            fn = functools.partial(steps.train_step, axis_name=AXIS, **self._stats, **kwargs)
             pm = jax.pmap(fn, axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,),
                           devices=self._pmap_devices)
             return pm
-        fn = functools.partial(steps.train_step, **kwargs)
+        fn = functools.partial(steps.train_step, **self._stats, **kwargs)
         return jax.jit(fn, donate_argnums=(0,), out_shardings=(self.replicated, self.replicated))
 
     def eval_step(self, apply_fn: Callable | None = None) -> Callable:
         """Compiled ``(state, batch) → masked metric sums``."""
         if self.mode == "pmap":
-            fn = functools.partial(steps.eval_step, axis_name=AXIS, apply_fn=apply_fn)
+            fn = functools.partial(steps.eval_step, axis_name=AXIS, apply_fn=apply_fn, **self._stats)
             return jax.pmap(fn, axis_name=AXIS, devices=self._pmap_devices)
-        fn = functools.partial(steps.eval_step, apply_fn=apply_fn)
+        fn = functools.partial(steps.eval_step, apply_fn=apply_fn, **self._stats)
         return jax.jit(fn, out_shardings=self.replicated)
 
     def probs_step(self, apply_fn: Callable | None = None) -> Callable:
         """Compiled ``(state, batch) → per-example probabilities`` (sharded like the batch)."""
-        fn = functools.partial(steps.probs_step, apply_fn=apply_fn)
+        fn = functools.partial(steps.probs_step, apply_fn=apply_fn, **self._stats)
         if self.mode == "pmap":
             return jax.pmap(fn, devices=self._pmap_devices)
         return jax.jit(fn, out_shardings=self.sharded)

@@ -5,12 +5,18 @@ arrays; :mod:`train.parallel` wraps them in ``jax.jit`` over a device mesh (defa
 ``jax.pmap`` (``config.parallel="pmap"``, then ``axis_name`` is set: gradients, metrics
 and — through :func:`flaxnets.layers.bn_axis_name` — BatchNorm statistics are averaged
 over devices).
+
+Input feeding: batches may hold uint8 pixels (4× less to copy to the device than float32);
+every step normalises them itself with the model's ``mean``/``std`` (:func:`device_images`),
+float batches are taken as already normalised. :func:`prefetch_to_device` copies batches a
+few steps ahead so the copy overlaps the running step.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -21,7 +27,7 @@ from flax.training import train_state
 
 import flaxnets
 from flaxnets import layers
-from train import optim
+from train import optim, pixels
 
 
 class TrainState(train_state.TrainState):
@@ -80,6 +86,39 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, num_classes: int,
     return optax.softmax_cross_entropy(logits.astype(jnp.float32), onehot)
 
 
+def device_images(images: jax.Array, mean: Sequence[float] | None = None,
+                  std: Sequence[float] | None = None) -> jax.Array:
+    """The model's input: uint8 pixels → ``(x / 255 − mean) / std`` in float32 (the affine map
+    of :func:`train.pixels.pixel_affine`, as the host pipeline would apply it); float images
+    are already normalised and pass unchanged."""
+    if images.dtype != jnp.uint8:
+        return images
+    if mean is None or std is None:
+        raise ValueError("uint8 images need the model's mean and std to be normalised on the device")
+    scale, shift = pixels.pixel_affine(mean, std, images.shape[-1])
+    return images.astype(jnp.float32) * scale + shift
+
+
+def prefetch_to_device(batches: Iterable[Any], put: Callable[[Any], Any], size: int = 2) -> Iterator[Any]:
+    """``put(batch)`` for each host batch, issued ``size`` batches ahead (double buffering for 2).
+
+    ``put`` is the step's placement (``Parallel.put_batch``: ``jax.device_put`` onto the
+    batch sharding); transfers are asynchronous, so the next batches' copies run while the
+    current step computes. Batches come out in order; at most ``size`` are held on device.
+    """
+    queue: collections.deque = collections.deque()
+    it = iter(batches)
+    while True:
+        while len(queue) < max(size, 1):
+            try:
+                queue.append(put(next(it)))
+            except StopIteration:
+                break
+        if not queue:
+            return
+        yield queue.popleft()
+
+
 def _variables(state: TrainState, params: Any = None) -> dict:
     v = {"params": state.params if params is None else params}
     if state.batch_stats:
@@ -91,7 +130,8 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, num_classes: i
                label_smoothing: float = 0.0, aux_loss_weight: float = 0.0,
                axis_name: str | None = None, frozen_bn: tuple[str, ...] = (),
                freeze_bn_affine: bool = False, ema_decay: float = 0.0, ema_warmup: str = "tf",
-               ema_power: float = 0.75) -> tuple[TrainState, dict]:
+               ema_power: float = 0.75, mean: Sequence[float] | None = None,
+               std: Sequence[float] | None = None) -> tuple[TrainState, dict]:
     """One SGD step on ``batch`` ({"image", "label"}); returns the new state and metrics.
 
     loss = CE(main) + ``aux_loss_weight`` × Σ CE(aux heads sown into AUX_COLLECTION).
@@ -100,11 +140,12 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, num_classes: i
     ``frozen_bn`` run in inference mode (``layers.frozen_batch_norm``); with
     ``freeze_bn_affine`` their scale/bias keep their values too. With ``ema_decay`` > 0 the
     EMA of params and BatchNorm statistics is updated after the step (:func:`ema_decay_at`).
+    uint8 images are normalised with ``mean``/``std`` (:func:`device_images`).
     """
     rng = jax.random.fold_in(rng, state.step)
     if axis_name is not None:
         rng = jax.random.fold_in(rng, jax.lax.axis_index(axis_name))
-    images, labels = batch["image"], batch["label"]
+    images, labels = device_images(batch["image"], mean, std), batch["label"]
 
     def loss_fn(params):
         with layers.bn_axis_name(axis_name), layers.frozen_batch_norm(frozen_bn):
@@ -192,12 +233,14 @@ def eval_metrics(probs: jax.Array, labels: jax.Array, mask: jax.Array) -> dict:
 
 
 def eval_step(state: TrainState, batch: dict, *, axis_name: str | None = None,
-              apply_fn: Callable | None = None) -> dict:
+              apply_fn: Callable | None = None, mean: Sequence[float] | None = None,
+              std: Sequence[float] | None = None) -> dict:
     """Masked top-1/top-5/loss sums on ``batch`` ({"image", "label", "mask"}); no aux heads.
 
-    ``apply_fn`` replaces the state's model (e.g. VGG built with ``dense=True``).
+    ``apply_fn`` replaces the state's model (e.g. VGG built with ``dense=True``); uint8
+    images are normalised with ``mean``/``std``.
     """
-    probs = predict_probs(apply_fn or state.apply_fn, _variables(state), batch["image"])
+    probs = predict_probs(apply_fn or state.apply_fn, _variables(state), device_images(batch["image"], mean, std))
     mask = batch.get("mask", jnp.ones(batch["label"].shape, jnp.float32))
     out = eval_metrics(probs, batch["label"], mask)
     if axis_name is not None:
@@ -205,9 +248,10 @@ def eval_step(state: TrainState, batch: dict, *, axis_name: str | None = None,
     return out
 
 
-def probs_step(state: TrainState, batch: dict, *, apply_fn: Callable | None = None) -> jax.Array:
+def probs_step(state: TrainState, batch: dict, *, apply_fn: Callable | None = None,
+               mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> jax.Array:
     """Per-example probabilities (for multi-scale averaging across passes)."""
-    return predict_probs(apply_fn or state.apply_fn, _variables(state), batch["image"])
+    return predict_probs(apply_fn or state.apply_fn, _variables(state), device_images(batch["image"], mean, std))
 
 
 def init_state(model: Any, tx: optax.GradientTransformation, input_shape: tuple[int, int, int],

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from train.data import autoaugment
 from train.data import preprocess as pp
 from train.data.autoaugment import AUGMENTATIONS
 from train.data.builders import DatasetInfo, get_builder, read_split, split_size
@@ -90,13 +91,27 @@ def default_crop_ratio(config: Any, info: DatasetInfo) -> float:
     return float(_get(config, "eval_crop_ratio", 0.875))
 
 
+def _output(img: tf.Tensor, normalize: bool, mean: Sequence[float], std: Sequence[float],
+            keep_float: bool = False) -> tf.Tensor:
+    """An example's final image: uint8 pixels, normalised on the host when ``normalize``
+    (same numbers as the steps' device normalisation). ``keep_float``: a float image that
+    may leave [0, 1] (PCA lighting) is normalised in float instead, whatever ``normalize``."""
+    if img.dtype.is_floating:
+        if keep_float:
+            return pp.normalize(img, mean, std)
+        img = pp.to_uint8(img)
+    return pp.normalize_uint8(img, mean, std) if normalize else img
+
+
 def train_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channels: int,
                      mean: Sequence[float], std: Sequence[float], seed: int,
-                     crop_ratio: float | None = None):
+                     crop_ratio: float | None = None, normalize: bool = True):
     """``(epoch, index, {"image": bytes, "label"}) → {"image", "label"}`` training transform.
 
     ``index`` is the example's index in the split: its random ops depend on
-    ``(seed, epoch, index)`` only, not on which process reads it.
+    ``(seed, epoch, index)`` only, not on which process reads it. The image is uint8 pixels
+    (``normalize`` False: the device normalises them) or normalised float32; with PCA
+    lighting it is always normalised float32 (lighting moves pixels out of [0, 1]).
     """
     crop_mode = _get(config, "train_crop", "random_resized")
     if crop_mode not in _TRAIN_CROPS:
@@ -113,6 +128,8 @@ def train_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channel
     if policy not in AUGMENTATIONS:
         raise ValueError(f"auto_augment {policy!r} not in {AUGMENTATIONS}")
     ra_ops, ra_magnitude = int(_get(config, "randaugment_num_ops", 2)), float(_get(config, "randaugment_magnitude", 9))
+    antialias = bool(_get(config, "train_resize_antialias", False))
+    float_out = lighting > 0 and channels == 3
     centre_ratio = default_crop_ratio(config, info) if crop_ratio is None else crop_ratio
     base_key = tf.constant([seed, 0], tf.int64)
 
@@ -121,7 +138,8 @@ def train_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channel
         key = tf.random.experimental.stateless_fold_in(key, index)
         k_crop, k_flip, k_light, k_color = pp.split_seed(key, 4)
         if crop_mode == "random_resized":
-            img = pp.decode_random_resized_crop(ex["image"], info.channels, image_size, k_crop, area, ratio)
+            img = pp.decode_random_resized_crop(ex["image"], info.channels, image_size, k_crop, area, ratio,
+                                                antialias=antialias, uint8=True)
         else:
             img = pp.decode(ex["image"], info.channels)
             if crop_mode == "scale_jitter":
@@ -135,14 +153,17 @@ def train_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channel
             img = pp.random_flip(img, k_flip)
         if policy:  # own key (folded in) so that the other ops' random streams do not change
             k_aug = tf.random.experimental.stateless_fold_in(key, 4)
-            img = pp.auto_augment(img, policy, k_aug, ra_ops, ra_magnitude)
-        if lighting > 0 and channels == 3:
+            u8 = img if img.dtype == tf.uint8 else pp.to_uint8(img)
+            img = autoaugment.augment(u8, policy, k_aug, ra_ops, ra_magnitude)
+        if (float_out or jitter > 0) and img.dtype == tf.uint8:
+            img = tf.image.convert_image_dtype(img, tf.float32)
+        if float_out:
             img = pp.pca_lighting(img, lighting, k_light)
         if jitter > 0:
             img = pp.color_jitter(img, jitter, k_color)
         img.set_shape([image_size, image_size, channels])
-        img = pp.normalize(img, mean, std)
-        return {"image": img, "label": tf.cast(ex["label"], tf.int32)}
+        return {"image": _output(img, normalize, mean, std, keep_float=float_out),
+                "label": tf.cast(ex["label"], tf.int32)}
 
     return fn
 
@@ -192,11 +213,13 @@ _HELD: dict[tuple[str, str, str], tuple[tf.Tensor, tf.Tensor]] = {}
 def train_iterator(config: Any, info: DatasetInfo, *, image_size: int, channels: int, mean: Sequence[float],
                    std: Sequence[float], global_batch_size: int, seed: int, start_step: int = 0,
                    data_dir: str | None = None, process_index: int | None = None,
-                   process_count: int | None = None,
-                   crop_ratio: float | None = None) -> Iterator[dict[str, np.ndarray]]:
+                   process_count: int | None = None, crop_ratio: float | None = None,
+                   normalize: bool = True) -> Iterator[dict[str, np.ndarray]]:
     """Infinite, deterministic, resumable stream of this process's slice of the global batches.
 
-    Yields ``{"image": float32 (b, H, W, C), "label": int32 (b,)}``, rows ``[p·b, (p+1)·b)`` of
+    Yields ``{"image": (b, H, W, C), "label": int32 (b,)}``: normalised float32 images, or
+    with ``normalize`` False uint8 pixels for the device to normalise (4× less to copy;
+    float32 normalised all the same under PCA lighting). Rows ``[p·b, (p+1)·b)`` of
     global batch ``start_step, start_step + 1, …`` with ``b = global_batch_size // process_count``
     and ``p = process_index``. The global batches depend on ``(seed, step)`` only (see the module
     docstring), not on ``process_count``. ``process_index`` / ``process_count`` default to JAX's;
@@ -207,7 +230,7 @@ def train_iterator(config: Any, info: DatasetInfo, *, image_size: int, channels:
     big_b = int(global_batch_size)
     builder = get_builder(info.name, data_dir if data_dir is not None else info.data_dir)
     fn = train_example_fn(config, info, image_size=image_size, channels=channels, mean=mean, std=std,
-                          seed=seed, crop_ratio=crop_ratio)
+                          seed=seed, crop_ratio=crop_ratio, normalize=normalize)
     seed_t = tf.constant(int(seed), tf.int64)
     source = _random_access(builder, info.train_split)
     if source is not None:
@@ -248,8 +271,9 @@ def train_iterator(config: Any, info: DatasetInfo, *, image_size: int, channels:
 
 def eval_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channels: int,
                     mean: Sequence[float], std: Sequence[float], mode: str = "center",
-                    size: int | None = None, crop_ratio: float | None = None):
-    """``{"image": bytes, "label"} → {"image", "label", "mask"}`` evaluation transform."""
+                    size: int | None = None, crop_ratio: float | None = None, normalize: bool = True):
+    """``{"image": bytes, "label"} → {"image", "label", "mask"}`` evaluation transform (uint8
+    pixels when ``normalize`` is False, else normalised float32)."""
     if mode not in _EVAL_MODES:
         raise ValueError(f"eval mode {mode!r} not in {_EVAL_MODES}")
     if mode == "full" and not size:
@@ -268,7 +292,7 @@ def eval_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channels
         else:
             img = pp.resize_center_crop(img, size, 1.0)
             img.set_shape([size, size, channels])
-        return {"image": pp.normalize(img, mean, std), "label": tf.cast(ex["label"], tf.int32),
+        return {"image": _output(img, normalize, mean, std), "label": tf.cast(ex["label"], tf.int32),
                 "mask": tf.constant(1.0, tf.float32)}
 
     return fn
@@ -277,14 +301,15 @@ def eval_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channels
 def eval_iterator(config: Any, info: DatasetInfo, *, image_size: int, channels: int, mean: Sequence[float],
                   std: Sequence[float], global_batch_size: int, mode: str = "center", size: int | None = None,
                   data_dir: str | None = None, process_index: int | None = None,
-                  process_count: int | None = None,
-                  crop_ratio: float | None = None) -> Iterator[dict[str, np.ndarray]]:
+                  process_count: int | None = None, crop_ratio: float | None = None,
+                  normalize: bool = True) -> Iterator[dict[str, np.ndarray]]:
     """One pass over this process's shard of the eval split, padded to full batches.
 
     Yields ``{"image", "label" int32 (b,), "mask" float32 (b,)}`` (mask 0 on padding); image
-    is ``(b, H, W, C)`` for "center" and "full" (``size``×``size``), ``(b, 10, H, W, C)`` for
-    "10crop". Every process yields the same number of batches (needed for collective
-    evaluation steps): ``ceil(ceil(num_eval / process_count) / b)``.
+    (normalised float32, or uint8 pixels when ``normalize`` is False) is ``(b, H, W, C)`` for
+    "center" and "full" (``size``×``size``), ``(b, 10, H, W, C)`` for "10crop". Every process
+    yields the same number of batches (needed for collective evaluation steps):
+    ``ceil(ceil(num_eval / process_count) / b)``.
     """
     pi, pc = _processes(process_index, process_count)
     local_b = _local_batch(global_batch_size, pc)
@@ -293,7 +318,7 @@ def eval_iterator(config: Any, info: DatasetInfo, *, image_size: int, channels: 
     total = n if pc == 1 else (split_size(builder, info.eval_split) or info.num_eval)
     num_batches = math.ceil(math.ceil(total / pc) / local_b)
     fn = eval_example_fn(config, info, image_size=image_size, channels=channels, mean=mean, std=std,
-                         mode=mode, size=size, crop_ratio=crop_ratio)
+                         mode=mode, size=size, crop_ratio=crop_ratio, normalize=normalize)
     ds = shard.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
     num_pad = num_batches * local_b - n
     if num_pad > 0:
