@@ -2,15 +2,23 @@
 
     python benchmarks/device.py            # every section, in order
     python benchmarks/device.py headline   # only ResNet-50 bf16 training
+    python benchmarks/device.py --smoke    # every section, tiny, on any machine (CPU: ~minutes)
 
 Sections (each prints its rows as it goes; results also go to ``$OUT/device.json`` if set):
   headline  ResNet-50 bf16 train/eval step, batch 256: img/s, MFU, peak memory, compile s.
   table     every family representative (bench.py's list) in bf16, batch 128 (nasnetalarge 32).
   densenet  DenseNet-121 bf16 train step with and without ``memory_efficient`` (peak memory).
-  pmap      ResNet-50 bf16 train step under ``jax.jit`` vs ``jax.pmap`` over the local devices.
-  digits    the trainer's jitted ``train.steps.train_step`` on the embedded digits from numpy
-            arrays (no TensorFlow/tfds needed): fp32 on CPU vs bf16 on the accelerator; the
-            loss curves and test accuracies side by side.
+  pmap      the trainer's own train step (``train.parallel``: uint8 batches normalised on the
+            device, prefetched two ahead) for ResNet-50 bf16 under ``jax.jit`` vs ``jax.pmap``.
+  digits    the trainer's jitted steps on the embedded digits (its stratified split) fed from
+            numpy uint8 arrays: fp32 on CPU vs bf16 on the accelerator; loss curves (every 10
+            steps) and test accuracies side by side.
+
+``--smoke`` runs every section with tiny batches, 2 timed steps, small inputs, two table models,
+a CIFAR DenseNet, fp32 and a few digits steps: it exercises every code path so that a real
+accelerator run does not die on a bug. Only jax, flax, optax, numpy and scikit-learn are
+imported (the accelerator machine has no TensorFlow, tfds or ml_collections); the script
+checks that at the end.
 """
 
 from __future__ import annotations
@@ -35,6 +43,31 @@ from bench import REPRESENTATIVES, bench_jax, peak_flops  # noqa: E402
 import flaxnets  # noqa: E402
 
 RESULTS: dict = {}
+# What a real run uses; --smoke replaces it with SMOKE.
+FULL = {"dtype": "bfloat16", "steps": 10, "size": None, "headline_batch": 256, "table_batch": 128,
+        "small_batch": 32, "table_models": None, "densenet": "densenet121", "densenet_batch": 128,
+        "pmap_model": "resnet50", "pmap_batch": 256, "digits_epochs": 6, "digits_max_steps": None}
+SMOKE = {"dtype": "float32", "steps": 2, "size": 64, "headline_batch": 2, "table_batch": 2, "small_batch": 2,
+         "table_models": ("resnet18", "squeezenet1_1"), "densenet": "densenet40_k12", "densenet_batch": 2,
+         "pmap_model": "resnet18", "pmap_batch": 2, "digits_epochs": 1, "digits_max_steps": 3}
+CFG = dict(FULL)
+# Packages the accelerator machine lacks: nothing here may import them.
+ABSENT_THERE = ("tensorflow", "tensorflow_datasets", "ml_collections")
+
+
+def _trainer_modules():
+    """``train.parallel`` and ``train.steps`` without the ``train`` package's ``__init__``, which
+    refuses to load without the trainer's whole stack (TensorFlow, tfds, ml_collections); the
+    steps themselves need only jax, flax, optax and numpy."""
+    import types
+
+    if "train" not in sys.modules:
+        pkg = types.ModuleType("train")
+        pkg.__path__ = [str(ROOT / "train")]
+        sys.modules["train"] = pkg
+    from train import parallel, steps
+
+    return parallel, steps
 
 
 def _save() -> None:
@@ -43,114 +76,137 @@ def _save() -> None:
         Path(out, "device.json").write_text(json.dumps(RESULTS, indent=1, default=str))
 
 
-def _row(name: str, batch: int, dtype: str = "bfloat16", **kw) -> dict:
-    size = flaxnets.model_info(name).input_size[0]
-    ev = bench_jax(name, batch, size, 10, False, dtype, kw or None)
-    tr = bench_jax(name, batch, size, 10, True, dtype, kw or None)
+def _size(name: str) -> int:
+    native = flaxnets.model_info(name).input_size[0]
+    return min(native, CFG["size"]) if CFG["size"] else native
+
+
+def _row(name: str, batch: int, **kw) -> dict:
+    size, dtype, steps = _size(name), CFG["dtype"], CFG["steps"]
+    ev = bench_jax(name, batch, size, steps, False, dtype, kw or None)
+    tr = bench_jax(name, batch, size, steps, True, dtype, kw or None)
     peak = peak_flops(jax.devices()[0].device_kind)
     mfu = 3 * ev["gflops"] * 1e9 * tr["img_s"] / peak if peak and ev.get("gflops") else None
-    row = {"model": name, "batch": batch, "dtype": dtype, **kw, "eval_img_s": ev["img_s"], "train_img_s": tr["img_s"],
-           "train_compile_s": tr["compile_s"], "train_peak_mb": tr["peak_mb"], "gflops_per_img": ev["gflops"],
-           "mfu": mfu}
+    row = {"model": name, "batch": batch, "size": size, "dtype": dtype, **kw, "eval_img_s": ev["img_s"],
+           "train_img_s": tr["img_s"], "train_compile_s": tr["compile_s"], "train_peak_mb": tr["peak_mb"],
+           "gflops_per_img": ev["gflops"], "mfu": mfu}
     print(json.dumps(row), flush=True)
     return row
 
 
 def headline() -> None:
-    RESULTS["headline"] = _row("resnet50", 256)
+    RESULTS["headline"] = _row("resnet50", CFG["headline_batch"])
 
 
 def table() -> None:
     RESULTS["table"] = []
-    for name, small in REPRESENTATIVES.items():
-        RESULTS["table"].append(_row(name, 32 if small else 128))
+    names = CFG["table_models"] or tuple(REPRESENTATIVES)
+    for name in names:
+        RESULTS["table"].append(_row(name, CFG["small_batch"] if REPRESENTATIVES.get(name) else CFG["table_batch"]))
         _save()
 
 
 def densenet() -> None:
-    RESULTS["densenet"] = [_row("densenet121", 128, memory_efficient=m) for m in (False, True)]
+    RESULTS["densenet"] = [_row(CFG["densenet"], CFG["densenet_batch"], memory_efficient=m) for m in (False, True)]
 
 
 def pmap() -> None:
-    """Same per-device batch: one jitted step vs the pmapped step (pmean'd grads) on every local device."""
-    name, per_dev, n = "resnet50", 256, jax.local_device_count()
-    model = flaxnets.create_model(name, dtype=jnp.bfloat16)
-    tx = optax.sgd(0.01, momentum=0.9)
-    x = jnp.zeros((per_dev, 224, 224, 3))
-    y = jnp.zeros((per_dev,), jnp.int32)
-    v = jax.jit(model.init)(jax.random.PRNGKey(0), x[:1])
-
-    def step(p, s, o, x, y, axis=None):
-        def loss_fn(p):
-            logits, new = model.apply({"params": p, "batch_stats": s}, x, train=True, mutable=["batch_stats"])
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new
-        (loss, new), g = jax.value_and_grad(loss_fn, has_aux=True)(p)
-        if axis:
-            g = jax.lax.pmean(g, axis)
-        u, o = tx.update(g, o, p)
-        return optax.apply_updates(p, u), new["batch_stats"], o
-
+    """The trainer's train step (uint8 batches, device normalisation, prefetch) under jit and
+    under pmap over every local device, the same batch per device."""
+    parallel, steps = _trainer_modules()
+    name, per_dev, n = CFG["pmap_model"], CFG["pmap_batch"], jax.local_device_count()
+    info = flaxnets.model_info(name)
+    size = _size(name)
+    shape = (size, size, info.input_size[2])
+    model = flaxnets.create_model(name, dtype=jnp.dtype(CFG["dtype"]))
+    host_state = steps.init_state(model, optax.sgd(0.01, momentum=0.9), shape)
     out = {}
     for kind in ("jit", "pmap"):
-        args = (v["params"], v["batch_stats"], tx.init(v["params"]))
-        if kind == "jit":
-            fn, data = jax.jit(step), (x, y)
-        else:
-            fn = jax.pmap(lambda *a: step(*a, axis="d"), axis_name="d")
-            args = jax.device_put_replicated(args, jax.local_devices())
-            data = (jnp.stack([x] * n), jnp.stack([y] * n))
+        par = parallel.Parallel(kind, pixel_stats=(info.mean, info.std))
+        b = per_dev * (n if kind == "pmap" else 1)
+        rng = np.random.default_rng(0)  # the same batches for both (one device: the same losses)
+        host = [{"image": rng.integers(0, 256, (b, *shape), np.uint8),
+                 "label": rng.integers(0, info.num_classes, b).astype(np.int32)} for _ in range(2)]
+        batches = steps.prefetch_to_device((host[i % 2] for i in range(CFG["steps"] + 2)), par.put_batch)
+        state, fn, key = par.put_state(host_state), par.train_step(num_classes=info.num_classes), jax.random.PRNGKey(0)
         t0 = time.perf_counter()
-        args = fn(*args, *data)
-        jax.block_until_ready(args)
-        compile_s = time.perf_counter() - t0
+        state, m = fn(state, next(batches), key)
+        jax.block_until_ready(m)
+        first = time.perf_counter() - t0
+        state, m = fn(state, next(batches), key)  # a second untimed step: any re-trace (output placement)
+        jax.block_until_ready(m)
         t0 = time.perf_counter()
-        for _ in range(10):
-            args = fn(*args, *data)
-        jax.block_until_ready(args)
-        imgs = per_dev * (n if kind == "pmap" else 1) * 10
-        out[kind] = {"img_s": imgs / (time.perf_counter() - t0), "first_step_s": compile_s, "devices": n}
+        for batch in batches:
+            state, m = fn(state, batch, key)
+        loss = par.scalars(m)["loss"]
+        out[kind] = {"img_s": b * CFG["steps"] / (time.perf_counter() - t0), "first_step_s": first, "devices": n,
+                     "batch": b, "size": size, "dtype": CFG["dtype"], "final_loss": loss}
         print(kind, json.dumps(out[kind]), flush=True)
+        if not np.isfinite(loss):
+            raise RuntimeError(f"{kind}: non-finite loss {loss}")
     RESULTS["pmap"] = out
 
 
-def digits(epochs: int = 6, batch: int = 64) -> None:
-    """The trainer's train_step on digits (upsampled 4× to 32²) from numpy: CPU fp32 vs accelerator bf16."""
-    from train import steps
-
+def digits(batch: int = 64) -> None:
+    """The trainer's steps on the digits (its stratified 1,437 / 360 split, 0–16 → 0–255 uint8,
+    upsampled 4× to 32², grey tiled to RGB) fed from numpy: CPU fp32 vs accelerator bf16."""
+    parallel, steps = _trainer_modules()
     try:
         from sklearn.datasets import load_digits
-    except ImportError:
-        sys.exit("device.py digits: scikit-learn is needed for the embedded digits (pip install scikit-learn)")
+        from sklearn.model_selection import train_test_split
+    except ImportError as e:
+        raise RuntimeError("device.py digits: scikit-learn is needed for the embedded digits") from e
     d = load_digits()
-    img = (np.round(d.images * (255 / 16)) / 255.0).astype(np.float32)[..., None]
-    img = img.repeat(4, 1).repeat(4, 2)
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(img))
-    train_i, test_i = order[:1437], order[1437:]
-    mean, std = img[train_i].mean(), img[train_i].std()
-    img = (img - mean) / std
+    # As train.data.builders._digits_arrays / digits_split_indices (that module needs TensorFlow).
+    img = np.round(d.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[..., None]
+    img = np.repeat(img.repeat(4, 1).repeat(4, 2), 3, axis=-1)
+    labels = d.target.astype(np.int32)
+    train_i, test_i = (np.sort(i) for i in train_test_split(np.arange(len(labels)), test_size=360, stratify=labels,
+                                                            random_state=0))
+    name, epochs = "resnet18", CFG["digits_epochs"]
+    info = flaxnets.model_info(name)
+    spe = len(train_i) // batch
+    total = epochs * spe if CFG["digits_max_steps"] is None else min(epochs * spe, CFG["digits_max_steps"])
     runs = {}
-    for label, dev, dtype in (("cpu-fp32", jax.devices("cpu")[0], jnp.float32),
-                              ("accel-bf16", jax.devices()[0], jnp.bfloat16)):
-        with jax.default_device(dev):
-            model = flaxnets.create_model("resnet18", num_classes=10, dtype=dtype)
-            spe = len(train_i) // batch
-            tx = optax.sgd(optax.cosine_decay_schedule(0.05, epochs * spe), momentum=0.9)
-            state = jax.device_put(steps.init_state(model, tx, (32, 32, 1)), dev)
-            step = jax.jit(lambda s, b, r: steps.train_step(s, b, r, num_classes=10))
-            losses = []
+    accel = jax.devices()[0]
+    for label, dev, dtype in (("cpu-fp32", jax.devices("cpu")[0], jnp.float32), (f"{accel.platform}-bf16", accel,
+                                                                                  jnp.bfloat16)):
+        model = flaxnets.create_model(name, num_classes=10, dtype=dtype)
+        tx = optax.sgd(optax.cosine_decay_schedule(0.05, epochs * spe), momentum=0.9)
+        par = parallel.Parallel("jit", devices=[dev], pixel_stats=(info.mean, info.std))
+        state = par.put_state(steps.init_state(model, tx, (32, 32, 3)))
+        train_fn, eval_fn = par.train_step(num_classes=10), par.eval_step()
+
+        def host_batches():
             for ep in range(epochs):
                 perm = np.random.default_rng(ep).permutation(train_i)
                 for k in range(spe):
                     idx = perm[k * batch:(k + 1) * batch]
-                    state, m = step(state, {"image": img[idx], "label": d.target[idx]}, jax.random.PRNGKey(0))
-                    losses.append(float(m["loss"]))
-            logits = model.apply({"params": state.params, "batch_stats": state.batch_stats}, img[test_i], train=False)
-            acc = float((np.asarray(logits).argmax(-1) == d.target[test_i]).mean())
-            runs[label] = {"device": str(dev), "loss_every_10": losses[::10], "final_loss": losses[-1],
-                           "test_acc": acc}
-            print(label, json.dumps(runs[label]), flush=True)
-    runs["acc_gap_points"] = 100 * abs(runs["cpu-fp32"]["test_acc"] - runs["accel-bf16"]["test_acc"])
+                    yield {"image": img[idx], "label": labels[idx]}
+
+        losses, t0 = [], time.perf_counter()
+        for k, b in enumerate(steps.prefetch_to_device(host_batches(), par.put_batch)):
+            if k == total:
+                break
+            state, m = train_fn(state, b, jax.random.PRNGKey(0))
+            losses.append(par.scalars(m)["loss"])
+        train_s = time.perf_counter() - t0
+        pad = (-len(test_i)) % batch
+        idx = np.concatenate([test_i, test_i[:pad]])
+        mask = np.concatenate([np.ones(len(test_i)), np.zeros(pad)]).astype(np.float32)
+        sums = None
+        for k in range(0, len(idx), batch):
+            out = eval_fn(state, par.put_batch({"image": img[idx[k:k + batch]], "label": labels[idx[k:k + batch]],
+                                                "mask": mask[k:k + batch]}))
+            sums = out if sums is None else jax.tree_util.tree_map(lambda a, c: a + c, sums, out)
+        s = par.scalars(sums)
+        runs[label] = {"device": str(dev), "steps": len(losses), "train_s": train_s,
+                       "loss_every_10": losses[::10], "final_loss": losses[-1], "test_acc": s["top1"] / s["count"]}
+        print(label, json.dumps(runs[label]), flush=True)
+    cpu, acc = runs["cpu-fp32"], runs[f"{accel.platform}-bf16"]
+    runs["acc_gap_points"] = 100 * abs(cpu["test_acc"] - acc["test_acc"])
+    runs["max_loss_gap_every_10"] = float(np.max(np.abs(np.subtract(cpu["loss_every_10"], acc["loss_every_10"]))))
+    print("digits", json.dumps({k: runs[k] for k in ("acc_gap_points", "max_loss_gap_every_10")}), flush=True)
     RESULTS["digits"] = runs
 
 
@@ -158,20 +214,33 @@ SECTIONS = {"headline": headline, "table": table, "densenet": densenet, "pmap": 
 
 
 def main(argv: list[str] | None = None) -> None:
-    names = (argv if argv is not None else sys.argv[1:]) or list(SECTIONS)
+    args = list(argv if argv is not None else sys.argv[1:])
+    smoke = "--smoke" in args
+    names = [a for a in args if a != "--smoke"] or list(SECTIONS)
     bad = [n for n in names if n not in SECTIONS]
     if bad:
-        sys.exit(f"device.py: unknown section(s) {bad}; choose from {list(SECTIONS)}")
-    print(f"devices: {jax.devices()}", flush=True)
+        sys.exit(f"device.py: unknown section(s) or option(s) {bad}; choose from {list(SECTIONS)} and --smoke")
+    CFG.clear()
+    CFG.update(SMOKE if smoke else FULL)
+    RESULTS["config"] = {"smoke": smoke, **CFG, "devices": [str(d) for d in jax.devices()],
+                         "device_kind": jax.devices()[0].device_kind, "jax": jax.__version__}
+    print(f"devices: {jax.devices()}" + (" (smoke)" if smoke else ""), flush=True)
+    failed = []
     for n in names:
         t0 = time.perf_counter()
         try:
             SECTIONS[n]()
         except Exception as e:  # noqa: BLE001 - a failing section must not cost the later ones
             RESULTS[f"{n}_error"] = repr(e)
+            failed.append(n)
             print(f"{n} failed: {e!r}", flush=True)
         print(f"[{n}: {time.perf_counter() - t0:.0f} s]", flush=True)
         _save()
+    leaked = [m for m in ABSENT_THERE if m in sys.modules]
+    if leaked:
+        print(f"device.py imported {leaked}, which the accelerator machine lacks", flush=True)
+    if failed or leaked:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
