@@ -307,6 +307,13 @@ def test_eval_padding_mask(digits):
     assert not batches[-1]["image"][40:].any() and batches[-1]["image"][:40].any()
     # Small images are not cropped by default: the centre image is the whole digit.
     assert np.isclose(batches[0]["image"].max(), 1.0)
+    # The next pass (every epoch's eval) reuses the pipeline, decoded once, with the same batches.
+    from train.data import pipeline
+
+    kept = len(pipeline._EVAL_DATASETS)
+    again = list(data.eval_iterator(_config(), digits, process_index=0, process_count=1, **kw))
+    assert len(pipeline._EVAL_DATASETS) == kept and kept >= 1
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(batches, again, strict=True) for k in a)
 
 
 def test_steps_per_eval_limits_eval_passes(digits):

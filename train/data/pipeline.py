@@ -313,19 +313,37 @@ def eval_iterator(config: Any, info: DatasetInfo, *, image_size: int, channels: 
     """
     pi, pc = _processes(process_index, process_count)
     local_b = _local_batch(global_batch_size, pc)
-    builder = get_builder(info.name, data_dir if data_dir is not None else info.data_dir)
-    shard, n = read_split(builder, info.eval_split, pi, pc)
-    total = n if pc == 1 else (split_size(builder, info.eval_split) or info.num_eval)
-    num_batches = math.ceil(math.ceil(total / pc) / local_b)
-    fn = eval_example_fn(config, info, image_size=image_size, channels=channels, mean=mean, std=std,
-                         mode=mode, size=size, crop_ratio=crop_ratio, normalize=normalize)
-    ds = shard.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
-    num_pad = num_batches * local_b - n
-    if num_pad > 0:
-        pad = tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), ds.element_spec)
-        ds = ds.concatenate(tf.data.Dataset.from_tensors(pad).repeat(num_pad))
-    ds = ds.batch(local_b, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    return ds.with_options(_options()).as_numpy_iterator()
+    root = data_dir if data_dir is not None else info.data_dir
+    ratio = default_crop_ratio(config, info) if crop_ratio is None else crop_ratio
+    key = (info.name, root, info.eval_split, pi, pc, local_b, image_size, channels, tuple(mean), tuple(std), mode,
+           size, ratio, normalize)
+    ds = _EVAL_DATASETS.get(key)
+    if ds is None:
+        builder = get_builder(info.name, root)
+        shard, n = read_split(builder, info.eval_split, pi, pc)
+        total = n if pc == 1 else (split_size(builder, info.eval_split) or info.num_eval)
+        num_batches = math.ceil(math.ceil(total / pc) / local_b)
+        fn = eval_example_fn(config, info, image_size=image_size, channels=channels, mean=mean, std=std,
+                             mode=mode, size=size, crop_ratio=ratio, normalize=normalize)
+        ds = shard.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+        small = info.image_size <= _CACHE_EVAL_SIDE and not info.name.startswith("folder:")
+        if small:  # digits/MNIST/CIFAR: decoded once (≤ 30 MB), the pipeline kept for the next pass
+            ds = ds.cache()
+        num_pad = num_batches * local_b - n
+        if num_pad > 0:
+            pad = tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), ds.element_spec)
+            ds = ds.concatenate(tf.data.Dataset.from_tensors(pad).repeat(num_pad))
+        ds = ds.batch(local_b, drop_remainder=True).prefetch(tf.data.AUTOTUNE).with_options(_options())
+        if small:
+            _EVAL_DATASETS[key] = ds
+    return ds.as_numpy_iterator()
+
+
+# Eval pipelines of the small TFDS datasets by everything that defines them: a run evaluates
+# every epoch, and building the reader and tracing the map function again each time cost more
+# than a digits eval. (Folder and ImageNet pipelines are built per pass: files may change.)
+_EVAL_DATASETS: dict[tuple, tf.data.Dataset] = {}
+_CACHE_EVAL_SIDE = 64  # eval splits of datasets with images up to this side are cached decoded
 
 
 class CropStream(NamedTuple):
