@@ -42,13 +42,23 @@ def random_variables(name: str, seed: int = 0) -> dict[str, Any]:
 
     Kernels are He-normal, BatchNorm scales uniform in [0.5, 1) with statistics (0, 1), other
     parameters a small normal (a flax init often gives logits ~1e-5, which any export matches).
-    Drawn in float32 and scaled in place: VGG-11's 102M-weight FC would need 1.6 GB in float64.
     """
-    from flax import traverse_util
-
     model = create_model(name)
     h, w, c = model_info(name).input_size
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(seed), jnp.zeros((1, h, w, c)), train=False))
+    return random_like(shapes, seed)
+
+
+def random_like(shapes: Any, seed: int = 0, bn_scale: tuple[float, float] = (0.5, 1.0)) -> dict[str, Any]:
+    """Variables with the shapes of ``shapes`` (``jax.eval_shape`` of an init) drawn by numpy.
+
+    Kernels He-normal for their fan-in, BatchNorm scales uniform in ``bn_scale``, statistics (0, 1),
+    other params a small normal. Drawn in float32 and scaled in place: VGG-11's 102M-weight FC
+    would need 1.6 GB in float64 (and float64 draws take 3.5x the CPU time). The test suite's
+    random variables come from here too.
+    """
+    from flax import traverse_util
+
     flat = traverse_util.flatten_dict(unfreeze(shapes))
     rng = np.random.default_rng(seed)
     out = {}
@@ -60,7 +70,7 @@ def random_variables(name: str, seed: int = 0) -> dict[str, Any]:
             value *= np.float32(np.sqrt(2.0 / max(int(np.prod(s.shape[:-1])), 1)))
         elif path[-1] == "scale":
             is_bn = ("batch_stats", *path[1:-1], "mean") in flat
-            value = rng.uniform(0.5, 1.0, s.shape).astype(np.float32) if is_bn else np.ones(s.shape, np.float32)
+            value = rng.uniform(*bn_scale, s.shape).astype(np.float32) if is_bn else np.ones(s.shape, np.float32)
         else:
             value = rng.standard_normal(s.shape, dtype=np.float32)
             value *= np.float32(0.05)

@@ -75,28 +75,13 @@ def random_variables(model, x, seed: int = 0, bn_scale: tuple[float, float] = (1
     """Variables with the shapes of ``model.init`` filled by numpy (no init compilation).
 
     Kernels get He-normal values for their fan-in, BN scales uniform in ``bn_scale`` (1 by
-    default), biases and other params a small normal, BN statistics (0, 1). Keeps
-    registry-wide tests to one compile per model.
+    default), biases and other params a small normal, BN statistics (0, 1), all drawn in float32
+    (:func:`flaxnets.export_table.random_like`). Keeps registry-wide tests to one compile per model.
     """
     import jax
-    from flax import traverse_util
+
+    from flaxnets.export_table import random_like
 
     shapes = jax.eval_shape(lambda: model.init({"params": jax.random.PRNGKey(0),
                                                 "dropout": jax.random.PRNGKey(1)}, x))
-    rng = np.random.default_rng(seed)
-    out = {}
-    flat_shapes = traverse_util.flatten_dict(shapes)
-    for path, s in flat_shapes.items():
-        leaf = path[-1]
-        if path[0] == "batch_stats":
-            value = np.ones(s.shape) if leaf == "var" else np.zeros(s.shape)
-        elif leaf == "kernel":
-            fan_in = int(np.prod(s.shape[:-1])) or 1
-            value = rng.standard_normal(s.shape) * np.sqrt(2.0 / fan_in)
-        elif leaf == "scale":
-            is_bn = ("batch_stats", *path[1:-1], "mean") in flat_shapes
-            value = rng.uniform(*bn_scale, s.shape) if is_bn else np.ones(s.shape)
-        else:
-            value = rng.standard_normal(s.shape) * 0.05
-        out[path] = np.asarray(value, dtype=s.dtype)
-    return traverse_util.unflatten_dict(out)
+    return random_like(shapes, seed, bn_scale)
