@@ -259,8 +259,10 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert optim.base_learning_rate(cfg) == pytest.approx(0.1 * 64 / 256)
     cfg, _ = adapted("inception_v3")  # ×0.94 every 2 of 100 epochs → every 0.6 of 30; 299 dropped
     assert cfg.decay_epochs == pytest.approx(0.6) and cfg.image_size is None
-    cfg, _ = adapted("ghostnet_100")  # 5 warm-up epochs of 400 → 0.375 of 30
-    assert cfg.warmup_epochs == pytest.approx(0.375) and cfg.batch_size == 64
+    cfg, _ = adapted("ghostnet_100")  # 5 warm-up epochs at 1024 (6,255 steps) → capped at 10 % of the run
+    assert cfg.warmup_epochs == pytest.approx(3.0) and cfg.batch_size == 64
+    cfg, _ = adapted("resnet110")  # ~400 warm-up iterations (Sec. 4.2) → 66 of 660 steps, not 4
+    assert cfg.warmup_epochs == pytest.approx(3.0)
     cfg, _ = adapted("lenet5")  # batch 1 kept; MNIST recipe: 20 → 30 epochs, steps as fractions
     assert cfg.batch_size == 1 and cfg.step_epochs == pytest.approx((0.1, 0.25, 0.4, 0.6))
     cfg, _ = adapted("lenet5", explicit=("batch_size",), batch_size=64)  # lr 5e-4 per image

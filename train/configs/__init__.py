@@ -10,8 +10,9 @@ regularisation, loss) and re-scales what belongs to the data:
   step per epoch); smaller recipe batches (LeNet-5's 1) stay as they are. The learning rate
   follows through the recipe's own rule (``lr_batch_denom``);
 * length: the dataset's default budget; epoch boundaries of ``step`` schedules become the same
-  fractions of the run, ``exponential`` decay intervals, warm-up epochs and the EMA horizon
-  (in epochs) shrink in the same proportion, so the run covers the recipe's whole schedule;
+  fractions of the run, ``exponential`` decay intervals and the EMA horizon (in epochs) shrink
+  in the same proportion, so the run covers the recipe's whole schedule; a warm-up keeps its
+  number of updates, up to a tenth of the run;
 * image size: a recipe's resolution (299 for Inception) is dropped on small-image datasets,
   where the trainer picks the smallest size the model allows, at least the data's own
   (``train.loop.resolve_image_size``: the digits' native 8×8 for the CIFAR networks);
@@ -56,6 +57,8 @@ def recipe_home(arch: str) -> str:
 # which runs ~30-60 GFLOP/s on these networks. Models over it train fewer epochs and say so.
 SMALL_DATA_TFLOP = 12.0
 MIN_BUDGET_EPOCHS = 3
+
+WARMUP_MAX_FRACTION = 0.1  # a recipe's warm-up keeps its steps up to this fraction of an adapted run
 
 HOME_IMAGE_SIDE = {"imagenet2012": 224, "cifar10": 32, "mnist": 28}
 
@@ -149,7 +152,15 @@ def adapt_recipe(config: ml_collections.ConfigDict, dataset: str, num_train: int
     if "decay_epochs" not in explicit and config.schedule == "exponential":
         config.decay_epochs = float(config.decay_epochs) * ratio
     if "warmup_epochs" not in explicit and config.warmup_epochs:
-        config.warmup_epochs = float(config.warmup_epochs) * ratio
+        # A warm-up gets past the first updates' instability: it is counted in updates. Keep the
+        # recipe's number of warm-up steps, up to WARMUP_MAX_FRACTION of the run (never shorter
+        # than the proportional share). ResNet-110 (Sec. 4.2: lr 0.01 for ~400 iterations) on the
+        # digits: 1 epoch × 30/164 = 4 steps of warm-up ended at 30.56 %, 3 epochs at 96-97 %.
+        new_spe = max(num_train // int(config.batch_size), 1)
+        home_steps = float(config.warmup_epochs) * HOME_NUM_TRAIN[home] / old_batch
+        by_steps = min(home_steps, WARMUP_MAX_FRACTION * new_epochs * new_spe) / new_spe
+        config.warmup_epochs = max(float(config.warmup_epochs) * ratio, by_steps)
+        changes.append(f"warm-up {config.warmup_epochs:.3g} epochs")
     if "ema_decay" in free and recipe["ema_decay"]:
         # The same averaging horizon in epochs: 1/(1-d) steps scale with the steps per epoch.
         old_steps = HOME_NUM_TRAIN[home] / old_batch * old_epochs
