@@ -16,11 +16,13 @@ with a trainability sweep, so wall times were 4-10× the CPU time):
   49 CPU s for the whole pytest process, 309 s wall under load.
 
 Not covered yet (the session's deadline left no CPU time to measure them; each needs one
-measured run before it is listed): alexnet, darknet, efficientnet, fractalnet, googlenet, highway, inception_v3, inception_v4, lenet, nasnet, nin, senet, vgg,
-wrn, zfnet. Measured and left out for cost: ghostnet_050 at 32×32 for 5 epochs reached 95.3 % but took
-144 CPU s; a shorter budget needs its own measurement. Tried and left out: squeezenet1_1 at 32×32 for 5 epochs stayed at chance
-(10.0 %, 38 CPU s); whether that is the short budget or a defect is not known yet (its
-default-command row in TRAINABILITY.md will tell), so it is not listed as passing.
+measured run before it is listed): alexnet, darknet, efficientnet, fractalnet, googlenet,
+highway, inception_v3, inception_v4, lenet, nasnet, nin, senet, vgg, wrn, zfnet.
+Measured and left out for cost: ghostnet_050 at 32×32 for 5 epochs reached 95.3 % but took
+144 CPU s; a shorter budget needs its own measurement. Tried and left out: squeezenet1_1 at
+32×32 for 5 epochs stayed at chance (10.0 %, 38 CPU s); whether that is the short budget or
+a defect is not known yet (its default-command row in TRAINABILITY.md will tell), so it is
+not listed as passing.
 """
 
 from __future__ import annotations
