@@ -316,17 +316,8 @@ def is_conv_kernel(path: Any, leaf: Any) -> bool:
 def parse_filter_radius(entries: tuple[str, ...]) -> list[tuple[str, float]]:
     """``("conv1=5.8", "conv*=0.1")`` → ``[("conv1", 5.8), ("conv*", 0.1)]``; raises
     ``ValueError`` naming a bad entry (the radius must be > 0)."""
-    out = []
-    for e in entries:
-        pattern, _, value = str(e).rpartition("=")
-        try:
-            radius = float(value)
-        except ValueError:
-            radius = float("nan")
-        if not pattern or not 0 < radius < math.inf:
-            raise ValueError(f"filter_rms_radius entry {e!r} is not PATTERN=RADIUS with a radius > 0")
-        out.append((pattern, radius))
-    return out
+    return _parse_pattern_values(entries, lambda r: 0 < r < math.inf,
+                                 "filter_rms_radius entry {!r} is not PATTERN=RADIUS with a radius > 0")
 
 
 def filter_radii(params: Any, entries: tuple[str, ...]) -> Any | None:
@@ -395,16 +386,24 @@ def path_mask(params: Any, patterns: tuple[str, ...]) -> Any:
 
 def parse_lr_mult(entries: tuple[str, ...]) -> list[tuple[str, float]]:
     """``("layer*=0.1",)`` → ``[("layer*", 0.1)]``; raises ``ValueError`` naming a bad entry."""
+    return _parse_pattern_values(entries, lambda m: m >= 0,
+                                 "lr_mult entry {!r} is not PATTERN=FACTOR with a factor >= 0")
+
+
+def _parse_pattern_values(entries: tuple[str, ...], valid: Callable[[float], bool],
+                          error: str) -> list[tuple[str, float]]:
+    """``PATTERN=NUMBER`` config entries as pairs; ``ValueError(error.format(entry))`` for an
+    entry without a pattern or whose number is not ``valid``."""
     out = []
     for e in entries:
         pattern, _, value = str(e).rpartition("=")
         try:
-            mult = float(value)
+            number = float(value)
         except ValueError:
-            mult = float("nan")
-        if not pattern or not mult >= 0:
-            raise ValueError(f"lr_mult entry {e!r} is not PATTERN=FACTOR with a factor >= 0")
-        out.append((pattern, mult))
+            number = float("nan")
+        if not pattern or not valid(number):
+            raise ValueError(error.format(e))
+        out.append((pattern, number))
     return out
 
 
