@@ -3,7 +3,6 @@
 * Imports torch ahead of TensorFlow and JAX: importing torchvision (which loads triton's
   extension) after TensorFlow's shared libraries segfaults the process, and the parity
   tests need torch in the same process as the data tests.
-* Sets XLA's CPU backend to a cheaper optimisation level (compile time dominates the suite).
 * Runs the longest tests first (``tests/durations.json``; refresh with ``--store-durations``)
   and marks those over ``SLOW_SECONDS`` as ``slow``.
 """
@@ -17,17 +16,6 @@ import shutil
 import tempfile
 
 import pytest
-
-# Compile-time economy for the CPU test suite: XLA's LLVM backend at optimisation level 0
-# compiles the deep train steps ~30% faster (densenet121: 43 s -> 29 s); it changes no op
-# semantics (fast-math stays off), so numerics checks still hold. Set before JAX loads.
-# FLAXNETS_TEST_XLA_OPT=1 keeps XLA's defaults.
-if os.environ.get("FLAXNETS_TEST_XLA_OPT") != "1":
-    # The legacy (non-MLIR) fusion emitters halve the CPU compile of the deep train steps
-    # again (densenet121: 36 -> 18 s CPU, efficientnet_b0: 32 -> 13 s); same op semantics.
-    _fast = ("--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-             " --xla_cpu_use_fusion_emitters=false")
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_fast}".strip()
 
 # The trainer's persistent compilation cache ("auto") goes to a directory of this test process,
 # removed at exit: a test run neither fills the user's ~/.cache nor hits what an earlier run

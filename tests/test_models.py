@@ -21,7 +21,7 @@ import pytest
 from flax import traverse_util
 
 import flaxnets
-from conftest import random_variables, small_input_size
+from conftest import FAST_COMPILE, random_variables, small_input_size
 from flaxnets import layers
 from flaxnets.registry import TOP1_PROTOCOLS
 from flaxnets.summary import count_params
@@ -188,7 +188,7 @@ def _check_behaviour(name: str) -> None:
     params = variables["params"]
     stats = variables.get("batch_stats", {})
 
-    @jax.jit
+    @jax.jit(compiler_options=FAST_COMPILE)
     def run(params, stats):
         def loss_fn(p):
             logits, state = model.apply(
