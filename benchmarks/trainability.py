@@ -81,8 +81,9 @@ def _float(s: str) -> float:
         return float("nan")
 
 
-def run_one(arch: str, timeout: float) -> dict[str, str]:
-    """Train ``arch`` with the default command in a fresh workdir; its row."""
+def run_one(arch: str, timeout: float, curves: Path | None = None) -> dict[str, str]:
+    """Train ``arch`` with the default command in a fresh workdir; its row. With ``curves``, the
+    run's ``metrics.jsonl`` (every evaluation) is kept there as ``ARCH.jsonl``."""
     workdir = Path(tempfile.mkdtemp(prefix=f"trainability_{arch}_"))
     cmd = [sys.executable, "-m", "train.main", f"--arch={arch}", f"--workdir={workdir}"]
     start = time.time()
@@ -110,6 +111,9 @@ def run_one(arch: str, timeout: float) -> dict[str, str]:
     elif rc != 0:
         last = [ln for ln in out.splitlines() if ln.strip()][-1:] or ["?"]
         row["note"] = (row["note"] + "; " if row["note"] else "") + f"exit {rc}: {last[0][:100]}".replace("|", "/")
+    if curves is not None and (workdir / "metrics.jsonl").exists():
+        curves.mkdir(parents=True, exist_ok=True)
+        shutil.copy(workdir / "metrics.jsonl", curves / f"{arch}.jsonl")
     shutil.rmtree(workdir, ignore_errors=True)
     return row
 
@@ -122,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="re-run rows already measured at this commit")
     parser.add_argument("--missing", action="store_true",
                         help="run only models without a row (resume a sweep across commits)")
+    parser.add_argument("--curves", type=Path, help="keep each run's metrics.jsonl here (learning curves)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import flaxnets
@@ -141,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.missing and arch in rows:
             print(f"{arch}: has a row (measured at {rows[arch]['commit']}), skipped (--missing)")
             continue
-        row = run_one(arch, args.timeout)
+        row = run_one(arch, args.timeout, args.curves)
         row["commit"] = head
         rows[arch] = row
         # After every model: an interrupted sweep keeps its rows.
