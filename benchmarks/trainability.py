@@ -14,7 +14,6 @@ machine (its wall times are the table's).
 from __future__ import annotations
 
 import argparse
-import ast
 import fnmatch
 import os
 import re
@@ -104,8 +103,9 @@ def run_one(arch: str, timeout: float, curves: Path | None = None) -> dict[str, 
         if budget:  # the default budget had to shrink: the table says so
             row["note"] = "default budget shrunk, " + budget[0].strip("()")
         if line.startswith("final: "):
-            final = ast.literal_eval(line[len("final: "):])
-            row["top1"] = f"{float(final['top1']):.2f}"
+            # The final metrics dict; a diverged run prints nan/inf values, which literal_eval rejects.
+            top1 = re.search(r"'top1': ([-+0-9.eE]+|nan|inf)", line)
+            row["top1"] = f"{float(top1[1]):.2f}" if top1 else ""
     if rc is None:
         row["note"] = (row["note"] + "; " if row["note"] else "") + timed_out
     elif rc != 0:
