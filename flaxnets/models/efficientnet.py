@@ -87,7 +87,14 @@ class MBConv(nn.Module):
         if expanded != in_ch:
             y = unit(expanded, 1, name=f"block.{i}")(y)
             i += 1
-        y = unit(expanded, self.kernel_size, strides=self.strides, groups=expanded,
+        # The reference initialises the depthwise kernel (TF layout (k, k, C, 1)) with the same
+        # N(0, 2/fan_out) as every conv, fan_out = k·k·1 (tensorflow/tpu
+        # models/official/efficientnet/efficientnet_model.py: conv_kernel_initializer,
+        # depthwise_initializer). In flax's layout (k, k, 1, C) that fan is the fan-in; the
+        # default fan-out init (torchvision's) counts k·k·C: a kernel √C times smaller, whose
+        # relative updates under the recipe's RMSProp (ε-dominated, ≈ SGD) are C times larger.
+        dw_conv = functools.partial(self.conv, kernel_init=layers.conv_init_fan_in)
+        y = unit(expanded, self.kernel_size, strides=self.strides, groups=expanded, conv=dw_conv,
                  name=f"block.{i}")(y)
         y = layers.SqueezeExcite(max(1, in_ch // 4), act=nn.silu, dtype=self.dtype,
                                  name=f"block.{i + 1}")(y)
