@@ -291,7 +291,10 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     per_epoch = 3 * 1e9 * 1437  # a 1 GFLOP forward: the budget buys floor(B / per_epoch) epochs
     epochs, why = budget_epochs(30.0, 1e9, 1437)
     assert epochs == max(3, int(SMALL_DATA_TFLOP * 1e12 // per_epoch)) < 30 and "compute budget" in why
-    assert budget_epochs(30.0, 1e12, 1437)[0] == 3.0  # never below 3 epochs
+    assert budget_epochs(30.0, 1e12, 1437)[0] == 3.0  # never below 3 epochs (CIFAR/MNIST recipes)
+    assert budget_epochs(30.0, 1e12, 1437, "imagenet2012")[0] == 15.0  # 15 for ImageNet recipes
+    assert budget_epochs(30.0, 1e9, 1437, "imagenet2012")[0] == max(15, epochs)
+    assert budget_epochs(10.0, 1e12, 1437, "imagenet2012") == (10.0, "")  # a shorter default stays
 
 
 def _sdlm_cfg(**kw):

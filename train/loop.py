@@ -251,7 +251,7 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
     workdir = os.path.abspath(os.path.expanduser(workdir))
     dataset = data.resolve_dataset(config.dataset, config.data_dir)
     info = data.dataset_info(dataset, config.data_dir)
-    from train.configs import adapt_augmentation, adapt_recipe, budget_epochs  # a recipe on another dataset
+    from train.configs import adapt_augmentation, adapt_recipe, budget_epochs, recipe_home  # recipe elsewhere
 
     recipe_config = config
     config, adapted = adapt_recipe(config, info.name, info.num_train, info.image_size, info.default_epochs, explicit)
@@ -259,7 +259,7 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
     image_size = resolve_image_size(config, config.arch, info)
     if adapted and "num_epochs" not in set(explicit):  # the compute budget of a dataset the recipe is not for
         flops = forward_flops(config, image_size, mi.input_size[2], int(config.num_classes or info.num_classes))
-        epochs, why = budget_epochs(info.default_epochs, flops, info.num_train)
+        epochs, why = budget_epochs(info.default_epochs, flops, info.num_train, recipe_home(config.arch))
         if epochs < info.default_epochs:
             config, adapted = adapt_recipe(recipe_config, info.name, info.num_train, info.image_size, epochs,
                                            explicit)

@@ -17,7 +17,9 @@ regularisation, loss) and re-scales what belongs to the data:
   where the trainer picks the smallest size the model allows, at least the data's own
   (``train.loop.resolve_image_size``: the digits' native 8×8 for the CIFAR networks);
 * compute: at most :data:`SMALL_DATA_TFLOP` of training (:func:`budget_epochs`): a network
-  whose default budget costs more trains fewer epochs, and the start line says so;
+  whose default budget costs more trains fewer epochs, never fewer than
+  :data:`MIN_BUDGET_EPOCHS` (15 for ImageNet recipes, 3 for CIFAR/MNIST ones), and the start
+  line says so;
 * augmentation geometry (:func:`adapt_augmentation`): on small images a photo recipe's scale
   augmentation (random-resized crops, scale jitter) becomes a pad-and-crop shift of 1/8 of the
   side; CIFAR's pad-and-crop shift (4 px of 32) keeps its fraction at the training size (1 px
@@ -57,9 +59,19 @@ def recipe_home(arch: str) -> str:
 # Measured there: ~25 GFLOP/s of training on these networks and ~60 s per run of start-up,
 # compiles and 30 evaluations, so 114 runs leave ~65 s of training each on average; ~70 of them
 # are ImageNet networks at 32x32 that reach any cap. 3 TFLOP (~2 min) per run: 12 TFLOP (until
-# 2026-12-02) let wrn_16_8 run past 900 s. Models over it train fewer epochs and say so.
+# 2026-12-02) let wrn_16_8 run past 900 s. Models over it train fewer epochs and say so, down to
+# the floor below. The floor puts the registry's default runs well over 4 hours on this machine
+# (each ImageNet network at 32x32 trains ≥ 15 epochs): the goal of 95 % at the default command
+# takes precedence (issue 14).
 SMALL_DATA_TFLOP = 3.0
-MIN_BUDGET_EPOCHS = 3
+# The budget never cuts a run below this many epochs: the 95 % goal comes first, the 4 hours
+# second. Measured on the digits (TRAINABILITY.md rows and their notes): networks whose recipe
+# is written for CIFAR/MNIST train at the digits' own 8×8 and pass from 5 epochs (wrn_16_8
+# 98.61 % at 5, wrn_40_4 98.61 % at 6). ImageNet networks train at 32×32 or more with ImageNet
+# learning rates scaled down to batch 64, and fail at 3-4 epochs (alexnet 21.67 %, darknet53
+# 16.39 %, vgg11 25.83 %, inception_resnet_v1 88.06 %) where 15 pass (resnet18 98.89 %,
+# seresnet18 99.44 %, googlenet 98.33 %).
+MIN_BUDGET_EPOCHS = {"cifar10": 3, "mnist": 3, "imagenet2012": 15}
 
 WARMUP_MAX_FRACTION = 0.1  # a recipe's warm-up keeps its steps up to this fraction of an adapted run
 
@@ -103,14 +115,17 @@ def adapt_augmentation(config: ml_collections.ConfigDict, dataset: str, image_si
     return config, ", ".join(changes)
 
 
-def budget_epochs(default_epochs: float, forward_flops: float, num_train: int) -> tuple[float, str]:
+def budget_epochs(default_epochs: float, forward_flops: float, num_train: int,
+                  home: str = "cifar10") -> tuple[float, str]:
     """Epochs within :data:`SMALL_DATA_TFLOP` of training (≈ 3× the forward FLOPs per image:
     forward, input and weight gradients) and the reason, when the dataset's default budget
-    exceeds it; at least :data:`MIN_BUDGET_EPOCHS`. ``(default_epochs, "")`` otherwise."""
+    exceeds it; at least the :data:`MIN_BUDGET_EPOCHS` of the recipe's ``home`` dataset.
+    ``(default_epochs, "")`` otherwise."""
     per_epoch = 3.0 * forward_flops * num_train
-    if per_epoch <= 0 or per_epoch * default_epochs <= SMALL_DATA_TFLOP * 1e12:
+    floor = min(MIN_BUDGET_EPOCHS[home], default_epochs)
+    if per_epoch <= 0 or per_epoch * default_epochs <= SMALL_DATA_TFLOP * 1e12 or floor >= default_epochs:
         return default_epochs, ""
-    epochs = max(MIN_BUDGET_EPOCHS, math.floor(SMALL_DATA_TFLOP * 1e12 / per_epoch))
+    epochs = max(floor, math.floor(SMALL_DATA_TFLOP * 1e12 / per_epoch))
     return float(epochs), (f"compute budget: {forward_flops / 1e9:.2f} GFLOPs/image forward, "
                            f"{SMALL_DATA_TFLOP:g} TFLOP ≈ {epochs} epochs")
 
