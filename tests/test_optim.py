@@ -261,6 +261,11 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert cfg.decay_epochs == pytest.approx(0.6) and cfg.image_size is None
     cfg, _ = adapted("ghostnet_100")  # 5 warm-up epochs at 1024 (6,255 steps) → capped at 10 % of the run
     assert cfg.warmup_epochs == pytest.approx(3.0) and cfg.batch_size == 64
+    cfg, line = adapted("efficientnet_b0")  # BN momentum 0.01 (100 steps): 0.1, the shortest horizon allowed
+    assert cfg.model_overrides.bn_momentum == 0.1 and "BN momentum 0.01→0.1" in line
+    assert cfg.model_overrides.drop_path_rate == 0.2  # the other overrides kept
+    cfg, _ = adapted("efficientnet_b0", explicit=("model_overrides",), model_overrides={"bn_momentum": 0.01})
+    assert cfg.model_overrides.bn_momentum == 0.01  # explicit: kept
     cfg, _ = adapted("resnet110")  # ~400 warm-up iterations (Sec. 4.2) → 66 of 660 steps, not 4
     assert cfg.warmup_epochs == pytest.approx(3.0)
     cfg, _ = adapted("lenet5")  # batch 1 kept; MNIST recipe: 20 → 30 epochs, steps as fractions

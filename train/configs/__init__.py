@@ -11,8 +11,9 @@ regularisation, loss) and re-scales what belongs to the data:
   follows through the recipe's own rule (``lr_batch_denom``);
 * length: the dataset's default budget; epoch boundaries of ``step`` schedules become the same
   fractions of the run, ``exponential`` decay intervals and the EMA horizon (in epochs) shrink
-  in the same proportion, so the run covers the recipe's whole schedule; a warm-up keeps its
-  number of updates, up to a tenth of the run;
+  in the same proportion, so the run covers the recipe's whole schedule; a recipe's BatchNorm
+  momentum keeps its averaging horizon in epochs; a warm-up keeps its number of updates, up to
+  a tenth of the run;
 * image size: a recipe's resolution (299 for Inception) is dropped on small-image datasets,
   where the trainer picks the smallest size the model allows, at least the data's own
   (``train.loop.resolve_image_size``: the digits' native 8×8 for the CIFAR networks);
@@ -73,6 +74,7 @@ SMALL_DATA_TFLOP = 3.0
 # seresnet18 99.44 %, googlenet 98.33 %).
 MIN_BUDGET_EPOCHS = {"cifar10": 3, "mnist": 3, "imagenet2012": 15}
 
+BN_MOMENTUM_MAX = 0.1  # PyTorch's BatchNorm default (a 10-step horizon): the shortest an adapted recipe gets
 WARMUP_MAX_FRACTION = 0.1  # a recipe's warm-up keeps its steps up to this fraction of an adapted run
 
 HOME_IMAGE_SIDE = {"imagenet2012": 224, "cifar10": 32, "mnist": 28}
@@ -184,6 +186,19 @@ def adapt_recipe(config: ml_collections.ConfigDict, dataset: str, num_train: int
         old_steps = HOME_NUM_TRAIN[home] / old_batch * old_epochs
         new_steps = max(num_train // int(config.batch_size), 1) * new_epochs
         config.ema_decay = max(0.0, 1.0 - (1.0 - float(recipe["ema_decay"])) * old_steps / new_steps)
+    bn_momentum = dict(recipe.get("model_overrides", {})).get("bn_momentum")
+    if "model_overrides" in free and bn_momentum:
+        # BatchNorm running statistics: the same averaging horizon in epochs (as for the EMA),
+        # but never shorter than PyTorch's default momentum 0.1 (10 steps; the twins' value).
+        # EfficientNet's 0.01 (TF 0.99) spans 100 steps, a sliver of an ImageNet epoch; on the
+        # digits (22 steps per epoch) 100 steps are 4.5 epochs, and after 132 steps the initial
+        # statistics still weigh 0.99^132 = 27 %: efficientnet_b0's eval stayed near chance for
+        # its first ~200 of 660 steps while its training accuracy rose.
+        old_spe = HOME_NUM_TRAIN[home] / old_batch
+        new_spe = max(num_train // int(config.batch_size), 1)
+        momentum = min(BN_MOMENTUM_MAX, max(float(bn_momentum), float(bn_momentum) * old_spe / new_spe))
+        config.model_overrides = dict(config.model_overrides, bn_momentum=momentum)
+        changes.append(f"BN momentum {bn_momentum:g}→{momentum:.3g} (same horizon in epochs)")
     if "image_size" in free and image_side <= SMALL_IMAGE_SIDE:
         config.image_size = None
         changes.append("recipe resolution dropped")
