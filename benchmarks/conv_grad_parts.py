@@ -1,0 +1,106 @@
+"""Where a dense 3×3 convolution's training time goes on XLA:CPU, piece by piece.
+
+Times (ms, median of 5, jitted, batch 16, fp32) of the forward, the input gradient, the kernel
+gradient and both gradients of ``lax.conv_general_dilated``, and of other formulations of the
+kernel gradient (one matmul per tap, im2col + one matmul); ``torch`` times ``F.conv2d`` forward
+and forward + backward. Run each side in its own process; XLA_FLAGS apply to the jax side:
+
+    python benchmarks/conv_grad_parts.py jax 56x64
+    python benchmarks/conv_grad_parts.py torch 56x64
+    XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=dot python benchmarks/conv_grad_parts.py jax 56x64
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import numpy as np
+
+SHAPES = {"56x64": (56, 64, 64), "28x128": (28, 128, 128), "14x256": (14, 256, 256), "7x512": (7, 512, 512)}
+BATCH = 16
+
+
+def _ms(fn, iters: int = 5) -> float:
+    fn()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+def jax_side(shape: str) -> dict[str, float]:
+    """XLA's pieces and the alternative kernel-gradient formulations (checked equal first)."""
+    import jax
+    import jax.numpy as jnp
+
+    hw, ci, co = SHAPES[shape]
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((BATCH, hw, hw, ci)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((3, 3, ci, co)) * 0.05, jnp.float32)
+    dy = jnp.asarray(rng.standard_normal((BATCH, hw, hw, co)), jnp.float32)
+
+    def conv(x, w):
+        return jax.lax.conv_general_dilated(x, w, (1, 1), [(1, 1), (1, 1)], dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def taps(x):
+        xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        return [xp[:, i:i + hw, j:j + hw, :] for i in range(3) for j in range(3)]
+
+    def per_tap_dw(x, dy):
+        return jnp.stack([jax.lax.dot_general(t, dy, (((0, 1, 2), (0, 1, 2)), ((), ()))) for t in taps(x)]
+                         ).reshape(3, 3, ci, co)
+
+    def im2col_dw(x, dy):
+        cols = jnp.concatenate(taps(x), axis=-1)
+        return jax.lax.dot_general(cols, dy, (((0, 1, 2), (0, 1, 2)), ((), ()))).reshape(3, 3, ci, co)
+
+    fwd = jax.jit(conv)
+    dx = jax.jit(lambda x, w, dy: jax.vjp(lambda x: conv(x, w), x)[1](dy)[0])
+    dw = jax.jit(lambda x, w, dy: jax.vjp(lambda w: conv(x, w), w)[1](dy)[0])
+    both = jax.jit(lambda x, w, dy: jax.vjp(conv, x, w)[1](dy))
+    tap_dw, col_dw = jax.jit(per_tap_dw), jax.jit(im2col_dw)
+    for f in (tap_dw, col_dw):
+        np.testing.assert_allclose(np.asarray(f(x, dy)), np.asarray(dw(x, w, dy)), rtol=2e-3, atol=2e-2)
+    return {"forward": _ms(lambda: fwd(x, w).block_until_ready()),
+            "input grad": _ms(lambda: dx(x, w, dy).block_until_ready()),
+            "kernel grad": _ms(lambda: dw(x, w, dy).block_until_ready()),
+            "both grads": _ms(lambda: jax.block_until_ready(both(x, w, dy))),
+            "kernel grad, matmul per tap": _ms(lambda: tap_dw(x, dy).block_until_ready()),
+            "kernel grad, im2col": _ms(lambda: col_dw(x, dy).block_until_ready())}
+
+
+def torch_side(shape: str) -> dict[str, float]:
+    import torch
+
+    hw, ci, co = SHAPES[shape]
+    x = torch.randn(BATCH, ci, hw, hw, requires_grad=True)
+    w = torch.randn(co, ci, 3, 3, requires_grad=True)
+    dy = torch.randn(BATCH, co, hw, hw)
+
+    def forward() -> None:
+        with torch.no_grad():
+            torch.nn.functional.conv2d(x, w, padding=1)
+
+    def forward_backward() -> None:
+        x.grad = w.grad = None
+        torch.nn.functional.conv2d(x, w, padding=1).backward(dy)
+
+    return {"forward": _ms(forward), "forward + backward": _ms(forward_backward)}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] not in ("jax", "torch") or argv[1] not in SHAPES:
+        print(f"usage: conv_grad_parts.py jax|torch {'|'.join(SHAPES)}", file=sys.stderr)
+        return 2
+    side, shape = argv
+    times = jax_side(shape) if side == "jax" else torch_side(shape)
+    print(side, shape, ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
