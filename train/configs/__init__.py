@@ -198,7 +198,7 @@ def adapt_recipe(config: ml_collections.ConfigDict, dataset: str, num_train: int
         new_spe = max(num_train // int(config.batch_size), 1)
         momentum = min(BN_MOMENTUM_MAX, max(float(bn_momentum), float(bn_momentum) * old_spe / new_spe))
         config.model_overrides = dict(config.model_overrides, bn_momentum=momentum)
-        changes.append(f"BN momentum {bn_momentum:g}→{momentum:.3g} (same horizon in epochs)")
+        changes.append(f"BN momentum {bn_momentum:g}→{momentum:.3g} (horizon in epochs, ≥ 10 steps)")
     if "image_size" in free and image_side <= SMALL_IMAGE_SIDE:
         config.image_size = None
         changes.append("recipe resolution dropped")
