@@ -8,6 +8,12 @@ and forward + backward. Run each side in its own process; XLA_FLAGS apply to the
     python benchmarks/conv_grad_parts.py jax 56x64
     python benchmarks/conv_grad_parts.py torch 56x64
     XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=dot python benchmarks/conv_grad_parts.py jax 56x64
+
+``grouped`` times the two CPU forwards of a ResNeXt grouped 3×3 conv (32 groups, batch 16) in
+``flaxnets/layers.py``, multiply-adds and one batched matmul per tap, with their compile times,
+at the channels per group and sides of ResNeXt's stages (the choice ``_MACS_MAX_CIN`` makes):
+
+    python benchmarks/conv_grad_parts.py grouped
 """
 
 from __future__ import annotations
@@ -92,9 +98,41 @@ def torch_side(shape: str) -> dict[str, float]:
     return {"forward": _ms(forward), "forward + backward": _ms(forward_backward)}
 
 
+GROUPED = ((4, 56), (4, 28), (8, 56), (8, 28), (8, 14), (16, 28), (16, 14), (32, 14), (64, 7))
+
+
+def grouped_side() -> None:
+    """Multiply-adds vs batched matmuls per tap, forward, per (channels per group, side)."""
+    import jax
+    import jax.numpy as jnp
+
+    from flaxnets import layers
+
+    groups = 32
+    for cin_g, hw in GROUPED:
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.standard_normal((BATCH, hw + 2, hw + 2, cin_g * groups)), jnp.float32)
+        k = jnp.asarray(rng.standard_normal((3, 3, cin_g, cin_g * groups)) * 0.05, jnp.float32)
+        forms = {"multiply-adds": lambda x, k: layers._grouped_macs(x, k, (hw, hw), (1, 1), (1, 1), groups),
+                 "matmul per tap": lambda x, k: layers._grouped_taps(x, k, (hw, hw), (1, 1), (1, 1), groups, None)}
+        parts, outs = [], []
+        for form, f in forms.items():
+            t0 = time.perf_counter()
+            compiled = jax.jit(f).lower(x, k).compile()
+            compile_s = time.perf_counter() - t0
+            outs.append(np.asarray(compiled(x, k)))
+            parts.append(f"{form} {_ms(lambda: compiled(x, k).block_until_ready()):.1f} ms (compile {compile_s:.2f} s)")
+        np.testing.assert_allclose(outs[0], outs[1], rtol=1e-4, atol=1e-3)
+        print(f"grouped {cin_g} ch/group {hw}x{hw}: " + ", ".join(parts), flush=True)
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["grouped"]:
+        grouped_side()
+        return 0
     if len(argv) != 2 or argv[0] not in ("jax", "torch") or argv[1] not in SHAPES:
-        print(f"usage: conv_grad_parts.py jax|torch {'|'.join(SHAPES)}", file=sys.stderr)
+        print(f"usage: conv_grad_parts.py jax|torch {'|'.join(SHAPES)}, or conv_grad_parts.py grouped",
+              file=sys.stderr)
         return 2
     side, shape = argv
     times = jax_side(shape) if side == "jax" else torch_side(shape)

@@ -369,11 +369,23 @@ def _grouped_macs(x: Array, k: Array, out_hw: tuple[int, int], strides: tuple[in
     return y.reshape(n, ho, wo, cout).astype(x.dtype)
 
 
+# Up to this many input channels per group the grouped conv's forward is multiply-adds, above it
+# one batched matmul per tap. 3×3, 32 groups, batch 16 on the 2-core CPU
+# (``python benchmarks/conv_grad_parts.py grouped``), multiply-adds / matmuls: 3.0 / 52 ms at 4
+# channels a group (28²), 10.7 / 90 ms at 8 (28²), but 123 / 41 ms at 16 (14²), 490 / 90 ms at 32
+# (14²) and 1507 / 53 ms at 64 (7²). The multiply-add graph also grows with the channels
+# (compile 1.22 s vs 0.37 s at 64): resnext101_32x8d's eval forward compiled in 18 s with it.
+_MACS_MAX_CIN = 8
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5, 6))
 def _grouped(x: Array, k: Array, out_hw: tuple[int, int], strides: tuple[int, int],
              dilation: tuple[int, int], groups: int, precision: Any) -> Array:
-    """Grouped conv with many narrow groups: multiply-adds forward (fastest forward on XLA:CPU),
-    gradients of the batched-matmul form (the multiply-add form's backward is ~4× slower)."""
+    """Grouped conv with many narrow groups: multiply-adds forward for narrow groups (fastest
+    forward on XLA:CPU up to :data:`_MACS_MAX_CIN` channels a group), batched matmuls per tap for
+    wider ones; gradients of the batched-matmul form (the multiply-add form's backward is ~4× slower)."""
+    if k.shape[2] > _MACS_MAX_CIN:
+        return _grouped_taps(x, k, out_hw, strides, dilation, groups, precision)
     return _grouped_macs(x, k, out_hw, strides, dilation, groups)
 
 
