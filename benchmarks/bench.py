@@ -61,7 +61,7 @@ def _current_rss_mb() -> float:
 
 
 def bench_jax(name: str, batch: int, size: int, steps: int, train: bool, dtype: str = "float32",
-              model_kwargs: dict | None = None) -> dict:
+              model_kwargs: dict | None = None, ynn: str = "auto") -> dict:
     """Compile one jitted inference or SGD train step, then time ``steps`` runs of it.
 
     Returns compile seconds, img/s (None when ``steps == 0``: memory analysis only, nothing
@@ -90,7 +90,9 @@ def bench_jax(name: str, batch: int, size: int, steps: int, train: bool, dtype: 
     init = jax.jit(model.init) if steps > 0 else (lambda *a: jax.eval_shape(model.init, *a))
     variables = init(jax.random.PRNGKey(0), x[:1])
     if train:
-        fn = jax.jit(train_step, donate_argnums=(0, 1, 2))
+        # The trainer's XLA options for this model's train step (YNN fusions on CPU for some families).
+        fn = jax.jit(train_step, donate_argnums=(0, 1, 2), compiler_options=flaxnets.layers.train_compiler_options(
+            name, ynn, jax.default_backend()) or None)
         opt_state = (tx.init if steps > 0 else (lambda p: jax.eval_shape(tx.init, p)))(variables["params"])
         args = (variables["params"], variables.get("batch_stats", {}), opt_state, x, y)
     else:
@@ -207,10 +209,11 @@ def peak_flops(kind: str) -> float | None:
     return next((v for key, v in _PEAKS if key in kind), None)
 
 
-def _one(side: str, name: str, mode: str, batch: int, size: int, steps: int, dtype: str) -> dict:
+def _one(side: str, name: str, mode: str, batch: int, size: int, steps: int, dtype: str,
+         ynn: str = "auto") -> dict:
     """One measurement in this process (called in a fresh child by :func:`table`)."""
     if side == "flax":
-        r = bench_jax(name, batch, size, steps, mode == "train", dtype)
+        r = bench_jax(name, batch, size, steps, mode == "train", dtype, ynn=ynn)
         stats = jax.devices()[0].memory_stats() or {}
         r["device"] = jax.devices()[0].device_kind
         r["has_peak"] = "peak_bytes_in_use" in stats
@@ -218,9 +221,10 @@ def _one(side: str, name: str, mode: str, batch: int, size: int, steps: int, dty
     return bench_torch(name, batch, size, steps, mode == "train") or {}
 
 
-def _child(side: str, name: str, mode: str, batch: int, size: int, steps: int, dtype: str) -> dict:
+def _child(side: str, name: str, mode: str, batch: int, size: int, steps: int, dtype: str,
+           ynn: str = "auto") -> dict:
     cmd = [sys.executable, __file__, "--one", side, mode, name, "--batch", str(batch), "--size", str(size),
-           "--steps", str(steps), "--dtype", dtype]
+           "--steps", str(steps), "--dtype", dtype, "--cpu-ynn-fusions", ynn]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         print(f"  {name} {mode} {side} failed: {out.stderr.strip().splitlines()[-1:]}", flush=True)
@@ -245,7 +249,7 @@ def table(names: list[str], batches: dict[str, int | None], a: argparse.Namespac
                 for side in sides:
                     if side == "torch" and (a.no_torch or not flaxnets.model_info(name).twin):
                         continue
-                    r = _child(side, name, mode, batch, size, a.steps, a.dtype)
+                    r = _child(side, name, mode, batch, size, a.steps, a.dtype, a.cpu_ynn_fusions)
                     runs.setdefault((name, mode, side), []).append(r)
                     print(f"rep {rep} {name:<20}{mode:<6}{side:<6}{fmt(r.get('img_s'), '.1f'):>8} img/s", flush=True)
         row: dict[str, Any] = {"model": name, "batch": batches.get(name) or a.batch,
@@ -332,13 +336,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int, default=None, help="input side (default: the model's)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--dtype", default="float32")
+    p.add_argument("--cpu-ynn-fusions", choices=flaxnets.layers.YNN_SETTINGS, default="auto",
+                   help="XLA:CPU YNNPACK fusions in the train step, as the trainer's config.cpu_ynn_fusions")
     p.add_argument("--mode", choices=("train", "eval", "both"), default="both")
     p.add_argument("--torch-compile", action="store_true")
     p.add_argument("--no-torch", action="store_true")
     a = p.parse_args(argv)
     if a.one:
         side, mode = a.one
-        print(json.dumps(_one(side, a.models[0], mode, a.batch, a.size, a.steps, a.dtype)))
+        print(json.dumps(_one(side, a.models[0], mode, a.batch, a.size, a.steps, a.dtype, a.cpu_ynn_fusions)))
         return
     known = flaxnets.list_models()
     names: list[str] = list(REPRESENTATIVES) if a.family_representatives else []
@@ -362,7 +368,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in a.models:
         size = a.size or flaxnets.model_info(name).input_size[0]
         for mode in modes:
-            rows = [("flax", bench_jax(name, a.batch, size, a.steps, mode == "train", a.dtype))]
+            rows = [("flax", bench_jax(name, a.batch, size, a.steps, mode == "train", a.dtype,
+                                       ynn=a.cpu_ynn_fusions))]
             if not a.no_torch:
                 t = bench_torch(name, a.batch, size, a.steps, mode == "train", a.torch_compile)
                 if t:

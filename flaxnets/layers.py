@@ -402,6 +402,37 @@ def _grouped_bwd(out_hw, strides, dilation, groups, precision, res, dy):
 _grouped.defvjp(_grouped_fwd, _grouped_bwd)
 
 
+# XLA:CPU's YNNPACK fusions (``xla_cpu_experimental_ynn_fusion_type``, experimental in jax 0.10)
+# for a compiled *train* step: passed per jit (``jax.jit(..., compiler_options=...)``), so nothing
+# else in the process changes. They speed up the dense convolutions' gradients (3×3, 56², 64→64,
+# batch 16: XLA's kernel gradient 107-124 ms → 23 ms, BENCHMARKS.md) and slow down the depthwise
+# families (and eval steps: resnet50 eval 21 → 15.5 img/s, so eval steps never get them).
+# Train step img/s without → with, batch 16, fp32, default input size, 2-core CPU, two fresh
+# processes each, alternating (``python benchmarks/bench.py --one flax train NAME --batch 16
+# --size SIZE --steps 3 --cpu-ynn-fusions off|on``; measured at 4ed4735 with the same options in
+# XLA_FLAGS): resnet18 8.2 → 13.2, resnet50 3.3 → 4.2, resnext50_32x4d 1.7 → 2.5, seresnet50
+# 3.2 → 4.4, densenet121 4.0 → 4.6 (compile 20 → 26 s), darknet53 1.8 → 2.8, inception_v3
+# 2.5 → 3.9, googlenet 6.6 → 8.4; mobilenet_v2 9.8 → 8.0 (not listed).
+YNN_FUSIONS = {"xla_cpu_experimental_ynn_fusion_type":
+               "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE"}
+YNN_TRAIN_FAMILIES = frozenset({"resnet", "senet", "densenet", "darknet", "inception_v3", "googlenet"})
+YNN_SETTINGS = ("auto", "on", "off")
+
+
+def train_compiler_options(name: str, setting: str = "auto", platform: str | None = None) -> dict[str, str]:
+    """XLA compiler options for model ``name``'s compiled train step on ``platform`` (default:
+    JAX's default backend): :data:`YNN_FUSIONS` on CPU for the families measured faster with them
+    (``auto``), for every model (``on``) or none (``off``); ``{}`` on other platforms."""
+    if setting not in YNN_SETTINGS:
+        raise ValueError(f"YNN fusion setting {setting!r}: expected one of {YNN_SETTINGS}")
+    from flaxnets.registry import model_info
+
+    family = model_info(name).family
+    if (platform or jax.default_backend()) != "cpu" or setting == "off":
+        return {}
+    return dict(YNN_FUSIONS) if setting == "on" or family in YNN_TRAIN_FAMILIES else {}
+
+
 def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], padding: Any,
                          lhs_dilation: Sequence[int] | None = None, rhs_dilation: Sequence[int] | None = None,
                          dimension_numbers: Any = None, feature_group_count: int = 1,

@@ -177,3 +177,20 @@ def test_conv_impl_choice() -> None:
     assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr
     with layers.conv_impl("native"):
         np.testing.assert_allclose(np.asarray(out), np.asarray(conv.apply(v, x)), rtol=1e-6, atol=1e-6)
+
+
+def test_train_compiler_options_per_family_and_accepted_by_xla() -> None:
+    """YNN fusions for the train step: on CPU for the listed families (``auto``), everywhere
+    (``on``) or nowhere (``off``); never off CPU. XLA takes them per jit and fuses with YNNPACK
+    (an XLA that renames the option or its values fails here, not silently)."""
+    on = layers.train_compiler_options("resnet18", "auto", "cpu")
+    assert on == layers.YNN_FUSIONS and "resnet" in layers.YNN_TRAIN_FAMILIES
+    assert layers.train_compiler_options("mobilenet_v2", "auto", "cpu") == {}
+    assert layers.train_compiler_options("mobilenet_v2", "on", "cpu") == layers.YNN_FUSIONS
+    assert layers.train_compiler_options("resnet18", "off", "cpu") == {}
+    assert layers.train_compiler_options("resnet18", "on", "gpu") == {}
+    with pytest.raises(ValueError, match="YNN fusion setting"):
+        layers.train_compiler_options("resnet18", "yes", "cpu")
+    x = jnp.ones((64, 64), jnp.float32)
+    text = jax.jit(lambda a, b: jnp.tanh(a @ b).sum(0), compiler_options=on).lower(x, x).compile().as_text()
+    assert "__ynn_fusion" in text

@@ -480,12 +480,14 @@ def train_steps(run: Run) -> int:
     config = run.config
     options = dict(num_classes=run.num_classes, label_smoothing=float(config.label_smoothing),
                    aux_loss_weight=aux_loss_weight(config, run.model_info), **run.train_options)
-    train_fn = run.par.train_step(**options)
+    xla = flaxnets.layers.train_compiler_options(config.arch, str(config.get("cpu_ynn_fusions", "auto")),
+                                                 run.par.devices[0].platform)
+    train_fn = run.par.train_step(compiler_options=xla, **options)
     # bn_freeze_epochs: from bn_freeze_step on, every BatchNorm normalises with its running
     # statistics and keeps its scale/bias (a second compiled step, chosen by the step number,
     # so a resumed run picks the same one).
     frozen_fn = None if run.bn_freeze_step is None else run.par.train_step(
-        **{**options, "frozen_bn": ("*",), "freeze_bn_affine": True})
+        compiler_options=xla, **{**options, "frozen_bn": ("*",), "freeze_bn_affine": True})
     eval_fn = run.par.eval_step()
     rng = jax.random.PRNGKey(int(config.seed) + 17)
     eval_every = max(int(round(float(config.eval_every_epochs) * run.steps_per_epoch)), 1)

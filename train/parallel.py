@@ -177,15 +177,17 @@ class Parallel:
         return jax.tree_util.tree_map(lambda x: float(np.asarray(to_host(x))), tree)
 
     # --- compiled steps ---------------------------------------------------------------
-    def train_step(self, **kwargs: Any) -> Callable:
-        """Compiled ``(state, batch, rng) → (state, metrics)``; the state is donated."""
+    def train_step(self, compiler_options: dict | None = None, **kwargs: Any) -> Callable:
+        """Compiled ``(state, batch, rng) → (state, metrics)``; the state is donated.
+        ``compiler_options``: XLA options for this step (jit mode; ``jax.pmap`` takes none)."""
         if self.mode == "pmap":
             fn = functools.partial(steps.train_step, axis_name=AXIS, **self._stats, **kwargs)
             pm = jax.pmap(fn, axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,),
                           devices=self._pmap_devices)
             return pm
         fn = functools.partial(steps.train_step, **self._stats, **kwargs)
-        return jax.jit(fn, donate_argnums=(0,), out_shardings=(self.replicated, self.replicated))
+        return jax.jit(fn, donate_argnums=(0,), out_shardings=(self.replicated, self.replicated),
+                       compiler_options=compiler_options or None)
 
     def eval_step(self, apply_fn: Callable | None = None) -> Callable:
         """Compiled ``(state, batch) → masked metric sums``."""

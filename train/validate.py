@@ -82,7 +82,8 @@ def config_problems(config: Any, image_size: int) -> list[str]:
     if config.get("aux_loss_weight") is not None:
         positive("aux_loss_weight", zero=True)
     for field, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("train_crop", TRAIN_CROPS),
-                           ("auto_augment", AUTO_AUGMENTS), ("parallel", PARALLEL), ("compute_dtype", DTYPES)):
+                           ("auto_augment", AUTO_AUGMENTS), ("parallel", PARALLEL), ("compute_dtype", DTYPES),
+                           ("cpu_ynn_fusions", flaxnets.layers.YNN_SETTINGS)):
         need(config.get(field) in choices,
              f"{field}={config.get(field)!r} is not one of {', '.join(map(repr, choices))}")
     modes = tuple(config.eval_modes) if not isinstance(config.eval_modes, str) else (config.eval_modes,)
