@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from flaxnets import layers
 from flaxnets.registry import create_model, model_info
 
 # flax leaf name → torch parameter/buffer name.
@@ -74,9 +75,12 @@ def from_torch(name: str, state_dict: Mapping[str, Any], **overrides: Any) -> di
     arrays = {k: v for k, v in state_dict.items() if not k.endswith(_IGNORED_SUFFIXES)}
     model = create_model(name, **overrides)
     h, w, c = info.input_size
-    shapes = jax.eval_shape(
-        lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, h, w, c), jnp.float32))
-    )
+    # Shapes only: traced on the native conv path, whose variables are the CPU formulations'
+    # (same names and shapes) and which traces several times faster (senet154: 6.0 s -> 1.6 s).
+    with layers.conv_impl("native"):
+        shapes = jax.eval_shape(
+            lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, h, w, c), jnp.float32))
+        )
     to_key = info.torch_key or default_torch_key
     out: dict[tuple[str, ...], Any] = {}
     used: set[str] = set()

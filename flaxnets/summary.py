@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
+from flaxnets import layers
 from flaxnets.registry import create_model, model_info
 
 
@@ -57,41 +58,44 @@ def summary(name: str, input_size: tuple[int, int, int] | None = None, flops: bo
     size = tuple(input_size) if input_size is not None else info.input_size
     model = create_model(name, **overrides)
     x = jax.ShapeDtypeStruct((1, *size), jnp.float32)
-    variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
-    params = traverse_util.flatten_dict(variables.get("params", {}))
-    sizes = [(path[:-1], math.prod(leaf.shape)) for path, leaf in params.items()]
+    # Shapes, parameters and FLOPs of the convolutions themselves: traced on the native conv path
+    # (the CPU formulations have the same variables and outputs, and more ops to count).
+    with layers.conv_impl("native"):
+        variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
+        params = traverse_util.flatten_dict(variables.get("params", {}))
+        sizes = [(path[:-1], math.prod(leaf.shape)) for path, leaf in params.items()]
 
-    def subtree(prefix: tuple[str, ...]) -> int:
-        return sum(n for p, n in sizes if p[: len(prefix)] == prefix)
-    # Record every submodule call in execution order (children finish before parents).
-    rows: list[tuple[str, tuple[int, ...], int]] = []
+        def subtree(prefix: tuple[str, ...]) -> int:
+            return sum(n for p, n in sizes if p[: len(prefix)] == prefix)
+        # Record every submodule call in execution order (children finish before parents).
+        rows: list[tuple[str, tuple[int, ...], int]] = []
 
-    active: list = []  # modules whose methods are running (a subclass calling super() nests)
+        active: list = []  # modules whose methods are running (a subclass calling super() nests)
 
-    def record(next_fun, args, kwargs, context):
-        module = context.module
-        nested = bool(active) and active[-1] is module
-        active.append(module)
-        try:
-            out = next_fun(*args, **kwargs)
-        finally:
-            active.pop()
-        if not nested and context.method_name == "__call__" and module.path and hasattr(out, "shape"):
-            if depth is None or len(module.path) <= depth:
-                rows.append(("/".join(module.path), tuple(out.shape), subtree(tuple(module.path))))
-        return out
+        def record(next_fun, args, kwargs, context):
+            module = context.module
+            nested = bool(active) and active[-1] is module
+            active.append(module)
+            try:
+                out = next_fun(*args, **kwargs)
+            finally:
+                active.pop()
+            if not nested and context.method_name == "__call__" and module.path and hasattr(out, "shape"):
+                if depth is None or len(module.path) <= depth:
+                    rows.append(("/".join(module.path), tuple(out.shape), subtree(tuple(module.path))))
+            return out
 
-    with nn.intercept_methods(record):
-        jax.eval_shape(lambda v, x: model.apply(v, x), variables, x)
-    total_flops = None
-    if flops:
-        try:
-            cost = jax.jit(lambda v, x: model.apply(v, x)).lower(variables, x).cost_analysis()
-            if isinstance(cost, list):
-                cost = cost[0]
-            total_flops = float(cost["flops"]) if cost and "flops" in cost else None
-        except Exception:  # cost analysis is best effort on some backends
-            total_flops = None
+        with nn.intercept_methods(record):
+            jax.eval_shape(lambda v, x: model.apply(v, x), variables, x)
+        total_flops = None
+        if flops:
+            try:
+                cost = jax.jit(lambda v, x: model.apply(v, x)).lower(variables, x).cost_analysis()
+                if isinstance(cost, list):
+                    cost = cost[0]
+                total_flops = float(cost["flops"]) if cost and "flops" in cost else None
+            except Exception:  # cost analysis is best effort on some backends
+                total_flops = None
     return Summary(name, size, rows, count_params(variables.get("params", {})), total_flops)
 
 

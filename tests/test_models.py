@@ -2,8 +2,8 @@
 
 Shapes, parameter counts and the anatomy (pooled features, classifier paths, feature maps)
 use ``jax.eval_shape`` (no compilation). The behavioural test
-compiles one small function per model (smallest input the architecture allows) that
-checks: logits shape and finiteness, a non-zero gradient for every parameter (auxiliary
+compiles two small functions per model, train and eval, at the smallest input the architecture
+allows, and checks: logits shape and finiteness, a non-zero gradient for every parameter (auxiliary
 heads included, through their losses), batch statistics that move in train mode and stay
 put in eval mode, and bfloat16 compute with float32 params and statistics.
 """
@@ -163,7 +163,7 @@ _CPU_PATH = ("mobilenet_v2", "resnext50_32x4d", "alexnet_paper", "ghostnet_050")
 
 @pytest.mark.parametrize("name", _behaviour_params())
 def test_train_and_eval_behaviour(name: str) -> None:
-    """One compile per model: grads, BN updates, eval logits and bfloat16 logits."""
+    """Two compiles per model: grads and BN updates; eval logits and bfloat16 logits."""
     with layers.conv_impl("native"):
         _check_behaviour(name)
 
@@ -188,8 +188,10 @@ def _check_behaviour(name: str) -> None:
     params = variables["params"]
     stats = variables.get("batch_stats", {})
 
+    # Two jits, train and eval: XLA's compile time grows faster than the program, so two halves
+    # compile faster than one whole (resnet152_v1: 8.0 + 1.75 s against 12.2 s).
     @jax.jit(compiler_options=FAST_COMPILE)
-    def run(params, stats):
+    def train(params, stats):
         def loss_fn(p):
             logits, state = model.apply(
                 {"params": p, "batch_stats": stats}, x, train=True,
@@ -201,12 +203,17 @@ def _check_behaviour(name: str) -> None:
             return loss, (logits, state)
 
         (loss, (logits, state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        return loss, logits, state.get("batch_stats", {}), grads
+
+    @jax.jit(compiler_options=FAST_COMPILE)
+    def evaluate(params, stats):
         eval_logits, eval_state = model.apply(
             {"params": params, "batch_stats": stats}, x, train=False, mutable=["batch_stats"])
         bf16 = model_bf16.apply({"params": params, "batch_stats": stats}, x, train=False)
-        return loss, logits, state.get("batch_stats", {}), grads, eval_logits, eval_state, bf16
+        return eval_logits, eval_state, bf16
 
-    loss, logits, new_stats, grads, eval_logits, eval_state, bf16 = run(params, stats)
+    loss, logits, new_stats, grads = train(params, stats)
+    eval_logits, eval_state, bf16 = evaluate(params, stats)
     assert logits.shape == eval_logits.shape == (2, num_classes)
     chex.assert_tree_all_finite((loss, logits, eval_logits, grads, new_stats))
     zero = [jax.tree_util.keystr(p) for p, g in jax.tree_util.tree_leaves_with_path(grads)
