@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax.core import unfreeze
 
-from flaxnets import layers
 from flaxnets.export import FORMATS, _first_line, export, load_stablehlo
 from flaxnets.registry import create_model, list_models, model_info
+from flaxnets.summary import variable_shapes
 
 
 def family_models() -> tuple[str, ...]:
@@ -44,11 +44,7 @@ def random_variables(name: str, seed: int = 0) -> dict[str, Any]:
     Kernels are He-normal, BatchNorm scales uniform in [0.5, 1) with statistics (0, 1), other
     parameters a small normal (a flax init often gives logits ~1e-5, which any export matches).
     """
-    model = create_model(name)
-    h, w, c = model_info(name).input_size
-    with layers.conv_impl("native"):  # shapes only: the native path traces fastest, same variables
-        shapes = jax.eval_shape(lambda: model.init(jax.random.key(seed), jnp.zeros((1, h, w, c)), train=False))
-    return random_like(shapes, seed)
+    return random_like(variable_shapes(create_model(name), model_info(name).input_size, seed), seed)
 
 
 def random_like(shapes: Any, seed: int = 0, bn_scale: tuple[float, float] = (0.5, 1.0)) -> dict[str, Any]:

@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from flaxnets import layers
 from flaxnets.registry import create_model, model_info
+from flaxnets.summary import variable_shapes
 
 # flax leaf name → torch parameter/buffer name.
 _LEAF = {"kernel": "weight", "scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
@@ -74,13 +73,7 @@ def from_torch(name: str, state_dict: Mapping[str, Any], **overrides: Any) -> di
     info = model_info(name)
     arrays = {k: v for k, v in state_dict.items() if not k.endswith(_IGNORED_SUFFIXES)}
     model = create_model(name, **overrides)
-    h, w, c = info.input_size
-    # Shapes only: traced on the native conv path, whose variables are the CPU formulations'
-    # (same names and shapes) and which traces several times faster (senet154: 6.0 s -> 1.6 s).
-    with layers.conv_impl("native"):
-        shapes = jax.eval_shape(
-            lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, h, w, c), jnp.float32))
-        )
+    shapes = variable_shapes(model, info.input_size)  # shapes only: no arrays are made
     to_key = info.torch_key or default_torch_key
     out: dict[tuple[str, ...], Any] = {}
     used: set[str] = set()

@@ -43,20 +43,15 @@ def need_matplotlib() -> Any:
 
 
 def model_flops(name: str) -> float:
-    """Forward-pass FLOPs of ``name`` at its default input size, batch 1 (XLA cost analysis of
-    the lowered, not compiled, computation; multiply and add counted separately)."""
-    import jax
-    import jax.numpy as jnp
-
-    from flaxnets import layers
+    """Forward-pass FLOPs of ``name`` at its default input size, batch 1
+    (:func:`flaxnets.summary.forward_flops`: XLA's count, multiply and add counted apart)."""
     from flaxnets.registry import create_model
+    from flaxnets.summary import forward_flops
 
-    model = create_model(name)
-    x = jax.ShapeDtypeStruct((1, *model_info(name).input_size), jnp.float32)
-    with layers.conv_impl("native"):  # the convolutions' FLOPs, on every platform
-        variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
-        cost = jax.jit(lambda v, x: model.apply(v, x)).lower(variables, x).cost_analysis()
-    return float(cost["flops"])
+    flops = forward_flops(create_model(name), model_info(name).input_size)
+    if flops is None:
+        raise RuntimeError(f"{name}: this JAX backend gives no cost analysis")
+    return flops
 
 
 def load_flops() -> dict[str, float]:

@@ -32,6 +32,8 @@ import ml_collections
 import numpy as np
 
 import flaxnets
+from flaxnets.summary import forward_flops as model_forward_flops
+from flaxnets.summary import variable_shapes
 from train import checkpoint as ckpt_lib
 from train import compile_cache, optim, parallel, progress, steps, validate, warmstart
 
@@ -82,14 +84,9 @@ def resolve_image_size(config: Any, arch: str, info: Any) -> int:
 
 def forward_flops(config: Any, image_size: int, channels: int, num_classes: int) -> float:
     """XLA's FLOP count of one image's forward pass (inference mode, float32) at the training
-    size, from the lowered HLO: traced, not compiled."""
+    size (:func:`flaxnets.summary.forward_flops`; 0 where the backend gives none)."""
     model = flaxnets.create_model(config.arch, num_classes=num_classes, **dict(config.model_overrides))
-    x = jax.ShapeDtypeStruct((1, image_size, image_size, channels), jnp.float32)
-    with flaxnets.layers.conv_impl("native"):  # the convolutions' FLOPs, not the CPU formulations' ops
-        variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros(x.shape), train=False))
-        cost = jax.jit(lambda v, x: model.apply(v, x, train=False)).lower(variables, x).cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float((cost or {}).get("flops", 0.0))
+    return model_forward_flops(model, (image_size, image_size, channels)) or 0.0
 
 
 def compute_dtype(name: str) -> Any:
@@ -306,9 +303,7 @@ def setup_run(config: ml_collections.ConfigDict, workdir: str, explicit: Iterabl
     stop_step = min(total_steps, int(config.max_steps)) if config.max_steps else total_steps
     par.check_batch_size(batch_size)
     input_shape = (r.image_size, r.image_size, r.channels)
-    with flaxnets.layers.conv_impl("native"):  # shapes only: the fastest trace, same variables
-        variables_shape = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, *input_shape)),
-                                                            train=False))
+    variables_shape = variable_shapes(model, input_shape)
     validate.check_param_patterns(config, variables_shape["params"])  # before the workdir changes
     cache_dir = compile_cache.enable(str(config.get("compilation_cache", "auto") or ""))
     tx, schedule = optim.make_optimizer(config, variables_shape["params"], steps_per_epoch, total_steps)
