@@ -41,6 +41,11 @@ def test_recipe_applies_under_explicit_overrides() -> None:
     assert kept.learning_rate == 0.01 and kept.schedule == "step"
     cfg.recipe = False
     assert loop.apply_recipe(cfg).schedule == "cosine"
+    # --config.model_overrides.NAME=VALUE wins for that name; the recipe's other overrides stay.
+    cfg = get_config()
+    cfg.arch, cfg.model_overrides = "efficientnet_b0", {"drop_path_rate": 0.0}
+    out = loop.apply_recipe(cfg, explicit={"model_overrides.drop_path_rate"})
+    assert dict(out.model_overrides) == {"drop_path_rate": 0.0, "bn_momentum": 0.01, "bn_eps": 1e-3}
 
 
 def test_every_recipe_fits_its_models() -> None:
@@ -83,6 +88,9 @@ def test_image_size_from_dataset_and_model() -> None:
     (["--platform=tpu"], "'tpu' is not available"),
     (["--arch=lenet5", "--dataset=cifar11"], "cifar10"),
     (["--arch=lenet5", "--dataset=cifar10", "--config.data_dir=/nonexistent/tfds"], "not prepared"),
+    (["--config.batch_sise=3"], "unknown config field 'batch_sise'; did you mean batch_size"),
+    (["--arch=lenet5", "--config.model_overrides.dropout=0.5"], "do not fit 'lenet5'"),
+    (["--config.model_overrides.drop_rate"], "NAME=VALUE"),
 ])
 def test_bad_inputs_fail_in_one_line(args: list[str], expect: str, tmp_path: pathlib.Path) -> None:
     line = _one_error_line(_main(f"--workdir={tmp_path}", *args))

@@ -266,6 +266,8 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert cfg.model_overrides.drop_path_rate == 0.2  # the other overrides kept
     cfg, _ = adapted("efficientnet_b0", explicit=("model_overrides",), model_overrides={"bn_momentum": 0.01})
     assert cfg.model_overrides.bn_momentum == 0.01  # explicit: kept
+    cfg, _ = adapted("efficientnet_b0", explicit=("model_overrides.bn_momentum",), model_overrides={"bn_momentum": 0.02})
+    assert (cfg.model_overrides.bn_momentum, cfg.model_overrides.drop_path_rate) == (0.02, 0.2)  # one name explicit
     cfg, _ = adapted("resnet110")  # ~400 warm-up iterations (Sec. 4.2) → 66 of 660 steps, not 4
     assert cfg.warmup_epochs == pytest.approx(3.0)
     cfg, _ = adapted("lenet5")  # batch 1 kept; MNIST recipe: 20 → 30 epochs, steps as fractions

@@ -61,6 +61,9 @@ def apply_recipe(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()
                 continue
             if field not in config:
                 raise TrainingError(f"recipe for {config.arch!r} sets unknown config field {field!r}")
+            if field == "model_overrides":  # per name: the command line's names win
+                value = {**dict(value), **{k: v for k, v in dict(config.model_overrides).items()
+                                           if f"model_overrides.{k}" in explicit}}
             setattr(config, field, value)
     check_model_overrides(config.arch, config.model_overrides)
     return config

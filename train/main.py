@@ -5,7 +5,9 @@
     python -m train.main --arch=vgg16 --config.batch_size=64 --config.eval_modes='("dense",)'
 
 ``--config`` is an ml_collections config file (default ``train/configs/default.py``);
-``--config.<field>=value`` overrides a field and wins over the arch's recipe. Every bad
+``--config.<field>=value`` overrides a field and wins over the arch's recipe;
+``--config.model_overrides.NAME=VALUE`` sets one model constructor field (e.g.
+``drop_path_rate=0.1``) and keeps the recipe's other overrides. Every bad
 input ends with a one-line ``error: ...`` on stderr and a non-zero exit status.
 Multi-host: pass ``--coordinator_address``, ``--num_processes``, ``--process_id`` (or the
 ``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID`` variables) on every
@@ -14,6 +16,8 @@ host; multi-worker TPU slices are detected automatically.
 
 from __future__ import annotations
 
+import ast
+import difflib
 import os
 import sys
 from typing import Any
@@ -21,8 +25,60 @@ from typing import Any
 from absl import app, flags
 from ml_collections import config_flags
 
+EXIT_ERROR = 1
+EXIT_PREEMPTED = 143  # 128 + SIGTERM, as if killed, so schedulers restart the job
+OVERRIDES_FLAG = "--config.model_overrides."
+# ``--config.model_overrides.NAME=VALUE`` pairs taken out of argv by :func:`parse_argv`.
+_model_overrides: dict[str, Any] = {}
+
 _DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "default.py")
 PLATFORMS = ("cpu", "gpu", "tpu")
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> None:
+    """Print a one-line error and exit."""
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def _literal(text: str) -> Any:
+    """A flag value as Python: ``0.1``, ``True``, ``(1, 2)``; anything else stays a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_argv(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--config.model_overrides.NAME=VALUE`` flags, which are kept for
+    :func:`config_from_flags` (model constructor fields are open-ended, so the config cannot
+    declare them as flags); an unknown ``--config.<field>`` fails in one line here instead of
+    as a traceback from the flag parser."""
+    from train.configs.default import get_config
+
+    # A config file of one's own (--config=FILE) may declare other fields: the flag parser checks those.
+    known = None if any(a.startswith("--config=") for a in argv) else get_config()
+    rest = []
+    _model_overrides.clear()
+    for arg in argv:
+        if arg.startswith(OVERRIDES_FLAG):
+            name, eq, value = arg[len(OVERRIDES_FLAG):].partition("=")
+            if not eq or not name.isidentifier():
+                fail(f"{arg!r}: write model overrides as {OVERRIDES_FLAG}NAME=VALUE")
+            _model_overrides[name] = _literal(value)
+            continue
+        if known is not None and arg.startswith("--config."):
+            field = arg[len("--config."):].partition("=")[0].split(".")[0]
+            if field not in known:
+                close = difflib.get_close_matches(field, list(known), n=3)
+                fail(f"unknown config field {field!r}" + (f"; did you mean {', '.join(close)}?" if close else
+                                                           " (see train/configs/default.py)"))
+        rest.append(arg)
+    return rest
+
+
+# Before the config flag is defined: ml_collections reads sys.argv's overrides right then.
+sys.argv[:] = parse_argv(sys.argv)
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", _DEFAULT_CONFIG, "Training configuration file.",
@@ -35,15 +91,6 @@ flags.DEFINE_string("platform", None, "cpu, gpu or tpu (default: JAX's choice)."
 flags.DEFINE_string("coordinator_address", None, "Multi-host: host:port of process 0.")
 flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 flags.DEFINE_integer("process_id", None, "Multi-host: index of this process.")
-
-EXIT_ERROR = 1
-EXIT_PREEMPTED = 143  # 128 + SIGTERM, as if killed, so schedulers restart the job
-
-
-def fail(message: str, code: int = EXIT_ERROR) -> None:
-    """Print a one-line error and exit."""
-    print(f"error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
-    sys.exit(code)
 
 
 def select_platform(platform: str | None) -> None:
@@ -71,8 +118,10 @@ def check_platform(platform: str | None) -> None:
 
 
 def explicit_fields() -> set[str]:
-    """Config fields set on the command line (``--config.<field>=...``, ``--arch``, ``--dataset``)."""
+    """Config fields set on the command line (``--config.<field>=...``, ``--arch``, ``--dataset``);
+    a model override counts as ``model_overrides.NAME``, so the recipe's other overrides stay."""
     fields = {k.split(".")[0] for k in config_flags.get_override_values(FLAGS["config"])}
+    fields |= {f"model_overrides.{name}" for name in _model_overrides}
     if FLAGS.arch:
         fields.add("arch")
     if FLAGS.dataset:
@@ -93,6 +142,8 @@ def config_from_flags(argv: list[str], example: str = "--arch=NAME") -> Any:
         config.arch = FLAGS.arch
     if FLAGS.dataset:
         config.dataset = FLAGS.dataset
+    if _model_overrides:
+        config.model_overrides = dict(config.model_overrides, **_model_overrides)
     select_platform(FLAGS.platform)
     return config
 

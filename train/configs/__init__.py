@@ -187,7 +187,7 @@ def adapt_recipe(config: ml_collections.ConfigDict, dataset: str, num_train: int
         new_steps = max(num_train // int(config.batch_size), 1) * new_epochs
         config.ema_decay = max(0.0, 1.0 - (1.0 - float(recipe["ema_decay"])) * old_steps / new_steps)
     bn_momentum = dict(recipe.get("model_overrides", {})).get("bn_momentum")
-    if "model_overrides" in free and bn_momentum:
+    if "model_overrides" in free and "model_overrides.bn_momentum" not in explicit and bn_momentum:
         # BatchNorm running statistics: the same averaging horizon in epochs (as for the EMA),
         # but never shorter than PyTorch's default momentum 0.1 (10 steps; the twins' value).
         # EfficientNet's 0.01 (TF 0.99) spans 100 steps, a sliver of an ImageNet epoch; on the
