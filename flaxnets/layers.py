@@ -180,13 +180,15 @@ def classifier_head(
     name: str = "fc",
     pool: str | None = "avg",
     flatten: bool = False,
+    kernel_init: Callable | None = None,
 ) -> Array:
     """The shared tail: global pooling → dropout → dense (``num_classes=0``: pooled features).
 
     Call from a compact ``__call__``: the dense layer is created in the caller's scope as
     ``name`` (the twin's module path). ``pool``: ``"avg"``, ``"max"`` or ``None`` (input
     already pooled); ``flatten`` flattens in torch's C-H-W order instead of pooling.
-    Returns float32 logits, or the float32 pre-logit features when ``num_classes == 0``.
+    ``kernel_init`` replaces the dense layer's default init (a family whose reference inits it
+    otherwise). Returns float32 logits, or the float32 pre-logit features when ``num_classes == 0``.
     """
     if flatten:
         x = flatten_nchw(x)
@@ -199,7 +201,8 @@ def classifier_head(
     if num_classes == 0:
         return x.astype(jnp.float32)
     x = nn.Dropout(drop_rate, deterministic=not train)(x)
-    return make_dense(dtype)(num_classes, name=name)(x).astype(jnp.float32)
+    dense = make_dense(dtype, **({"kernel_init": kernel_init} if kernel_init is not None else {}))
+    return dense(num_classes, name=name)(x).astype(jnp.float32)
 
 
 # --- Convolution, formulated per backend ------------------------------------------------

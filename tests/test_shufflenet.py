@@ -87,6 +87,18 @@ def test_v1_channel_shuffle_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not np.allclose(np.asarray(a), np.asarray(b))
 
 
+def test_v1_init_is_the_authors() -> None:
+    """megvii ShuffleNetV1 ``_initialize_weights``: conv σ = 1 / (inputs per group), stem conv
+    and classifier σ = 0.01 (not the project's He fan-out: depthwise σ would be √(2/(9·C)))."""
+    model = flaxnets.create_model("shufflenet_v1_g3_x0_25", num_classes=10)
+    p = traverse_util.flatten_dict(model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))["params"])
+    std = {"/".join(k[:-1]): float(np.std(v)) for k, v in p.items() if k[-1] == "kernel"}
+    assert std["conv1.0"] == pytest.approx(0.01, rel=0.2) and std["fc"] == pytest.approx(0.01, rel=0.1)
+    kernel = p[("stage3.1", "gconv1", "kernel")]  # 1×1 conv, 3 groups: 120 / 3 inputs per group
+    assert kernel.shape[-2] == 40 and std["stage3.1/gconv1"] == pytest.approx(1 / 40, rel=0.1)
+    assert std["stage4.1/dwconv"] == pytest.approx(1.0, rel=0.1)  # depthwise: one input per group
+
+
 def test_v2_unit_channel_split_passes_half_through() -> None:
     """Stride-1 v2 unit: the first half is untouched and lands on the even channels."""
     conv = layers.make_conv()

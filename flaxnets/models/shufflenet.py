@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from flaxnets import layers
@@ -44,6 +45,7 @@ V2_PAPER = "ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture D
 V1_CHANNELS: dict[int, tuple[int, int, int]] = {
     1: (144, 288, 576), 2: (200, 400, 800), 3: (240, 480, 960), 4: (272, 544, 1088), 8: (384, 768, 1536)}
 V1_REPEATS = (4, 8, 4)  # units per stage (first one has stride 2)
+SMALL_NORMAL = nn.initializers.normal(0.01)  # v1's stem conv and classifier (authors' release)
 
 
 def v1_widths(groups: int, scale: float) -> tuple[int, tuple[int, int, int]]:
@@ -51,6 +53,15 @@ def v1_widths(groups: int, scale: float) -> tuple[int, tuple[int, int, int]]:
     stem = layers.make_divisible(24 * scale, groups)
     first = layers.make_divisible(scale * V1_CHANNELS[groups][0], 4 * groups)
     return stem, (first, 2 * first, 4 * first)
+
+
+def v1_conv_init(key: Any, shape: Sequence[int], dtype: Any = jnp.float32) -> jnp.ndarray:
+    """The authors' conv init for ShuffleNet v1 (megvii-model/ShuffleNet-Series
+    ``ShuffleNetV1/network.py``, ``_initialize_weights``): N(0, σ²) with σ = 1 / (input channels
+    per group), ``weight.shape[1]`` of the torch kernel, ``shape[-2]`` of flax's. So a depthwise
+    kernel starts at σ = 1, where the project's He fan-out init gives √(2 / (9·C)) (0.016 for
+    C = 960): under SGD each of those tiny kernels moves by many times its own size per step."""
+    return jax.random.normal(key, shape, dtype) / shape[-2]
 
 
 class ShuffleV1Unit(nn.Module):
@@ -95,6 +106,10 @@ class ShuffleNetV1(nn.Module):
 
     Feature maps (``features_only``): Table 1's Conv1 (stride 2), MaxPool (4) and the
     output of Stage 2, 3, 4 (8, 16, 32), named as ShuffleNet v2's torchvision modules.
+
+    Initialisation: the paper gives none; the authors' release (see :func:`v1_conv_init`) draws
+    the stem conv and the classifier from N(0, 0.01²) and every other conv from
+    :func:`v1_conv_init`. (Its BatchNorm biases start at 1e-4 instead of 0; not copied.)
     """
 
     groups: int = 3
@@ -105,11 +120,12 @@ class ShuffleNetV1(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        conv = layers.make_conv(self.dtype)
+        conv = layers.make_conv(self.dtype, kernel_init=v1_conv_init)
         norm = layers.batch_norm(train, self.dtype)
         stem, widths = v1_widths(self.groups, self.scale)
         x = x.astype(self.dtype)
-        x = conv(stem, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), name="conv1.0")(x)
+        x = conv(stem, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), kernel_init=SMALL_NORMAL,
+                 name="conv1.0")(x)
         x = layers.tap(nn.relu(norm(name="conv1.1")(x)), "conv1")
         x = layers.tap(layers.max_pool(x, 3, 2, padding=1), "maxpool")
         for i, (c, n) in enumerate(zip(widths, V1_REPEATS, strict=True)):
@@ -117,7 +133,8 @@ class ShuffleNetV1(nn.Module):
                 x = ShuffleV1Unit(c, 2 if j == 0 else 1, self.groups, grouped_first=(i, j) != (0, 0),
                                   conv=conv, norm=norm, name=f"stage{i + 2}.{j}")(x)
             x = layers.tap(x, f"stage{i + 2}")
-        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="fc")
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="fc",
+                                      kernel_init=SMALL_NORMAL)
 
 
 def _maps(stem: int, stages: Sequence[int]) -> tuple:
