@@ -34,7 +34,10 @@ RECIPES = {
     "resnext*": dict(optimizer="sgd", learning_rate=0.1, lr_batch_denom=256, weight_decay=1e-4,
                      nesterov=True, decay_bn_and_bias=True, num_epochs=100.0,
                      schedule="step", step_epochs=(30.0, 60.0, 90.0), train_crop="random_resized",
-                     color_jitter=0.4, pca_lighting=0.1),
+                     color_jitter=0.4, pca_lighting=0.1,
+                     # Zero-γ as for the ResNets above (not in the ResNeXt code; timm's resnext50_32x4d
+                     # has it by default): without it resnext50_32x4d ends at 58.61 % on the digits.
+                     model_overrides={"zero_init_last": True}),
     "wide_resnet*": dict(optimizer="sgd", learning_rate=0.1, lr_batch_denom=256, weight_decay=1e-4,
                          schedule="step", step_epochs=(30.0, 60.0, 80.0), model_overrides={"zero_init_last": True}),
 }
