@@ -65,6 +65,7 @@ def test_every_recipe_fits_its_models() -> None:
     assert recipe_for("senet154")["model_overrides"] == {"drop_rate": 0.2}
     # Zero-γ init for the ImageNet ResNets' recipe (Goyal et al. 2017), not the paper's CIFAR nets.
     assert recipe_for("resnet50")["model_overrides"] == {"zero_init_last": True}
+    assert recipe_for("resnext50_32x4d")["model_overrides"] == {"zero_init_last": True}
     assert recipe_for("resnet20")["model_overrides"] == {}
 
 
