@@ -1,18 +1,26 @@
 """Accelerator checks for issue 13, in priority order (a short loan still yields the headline).
 
-    python benchmarks/device.py            # every section, in order
+    python benchmarks/device.py            # every section, in order (the GPU run: ~8 min on an H200)
     python benchmarks/device.py headline   # only ResNet-50 bf16 training
     python benchmarks/device.py --smoke    # every section, tiny, on any machine (CPU: ~minutes)
 
 Sections (each prints its rows as it goes; results also go to ``$OUT/device.json`` if set):
   headline  ResNet-50 bf16 train/eval step, batch 256: img/s, MFU, peak memory, compile s.
-  table     every family representative (bench.py's list) in bf16, batch 128 (nasnetalarge 32).
-  densenet  DenseNet-121 bf16 train step with and without ``memory_efficient`` (peak memory).
-  pmap      the trainer's own train step (``train.parallel``: uint8 batches normalised on the
-            device, prefetched two ahead) for ResNet-50 bf16 under ``jax.jit`` vs ``jax.pmap``.
+  torch     the torch twins of the family representatives, bf16 autocast, channels_last, the same
+            batches (a child process, so JAX's allocations do not share its timing).
   digits    the trainer's jitted steps on the embedded digits (its stratified split) fed from
             numpy uint8 arrays: fp32 on CPU vs bf16 on the accelerator; loss curves (every 10
             steps) and test accuracies side by side.
+  densenet  DenseNet-121 bf16 train step with and without ``memory_efficient`` (peak memory).
+  pmap      the trainer's own train step (``train.parallel``: uint8 batches normalised on the
+            device, prefetched two ahead) for ResNet-50 bf16 under ``jax.jit`` vs ``jax.pmap``.
+  table     every family representative (bench.py's list) in bf16, batch 128 (nasnetalarge 32),
+            last because it is the longest: its rows are saved one by one.
+
+Memory per row is XLA's buffer assignment of the compiled step (``train_xla_mb``: arguments +
+outputs + temporaries − aliased), which is the step's own; the allocator's peak
+(``process_peak_mb``) only grows over the process. JAX does not preallocate here
+(``XLA_PYTHON_CLIENT_PREALLOCATE=false`` unless set), so the torch child finds the memory free.
 
 ``--smoke`` runs every section with tiny batches, 2 timed steps, small inputs, two table models,
 a CIFAR DenseNet, fp32 and a few digits steps: it exercises every code path so that a real
@@ -25,14 +33,17 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,12 +55,12 @@ import flaxnets  # noqa: E402
 
 RESULTS: dict = {}
 # What a real run uses; --smoke replaces it with SMOKE.
-FULL = {"dtype": "bfloat16", "steps": 10, "size": None, "headline_batch": 256, "table_batch": 128,
+FULL = {"dtype": "bfloat16", "steps": 10, "headline_steps": 20, "size": None, "headline_batch": 256, "table_batch": 128,
         "small_batch": 32, "table_models": None, "densenet": "densenet121", "densenet_batch": 128,
         "pmap_model": "resnet50", "pmap_batch": 256, "digits_epochs": 6, "digits_max_steps": None}
-SMOKE = {"dtype": "float32", "steps": 2, "size": 64, "headline_batch": 2, "table_batch": 2, "small_batch": 2,
-         "table_models": ("resnet18", "squeezenet1_1"), "densenet": "densenet40_k12", "densenet_batch": 2,
-         "pmap_model": "resnet18", "pmap_batch": 2, "digits_epochs": 1, "digits_max_steps": 3}
+SMOKE = {"dtype": "float32", "steps": 2, "headline_steps": 2, "size": 64, "headline_batch": 2, "table_batch": 2,
+         "small_batch": 2, "table_models": ("resnet18", "squeezenet1_1"), "densenet": "densenet40_k12",
+         "densenet_batch": 2, "pmap_model": "resnet18", "pmap_batch": 2, "digits_epochs": 1, "digits_max_steps": 3}
 CFG = dict(FULL)
 # Packages the accelerator machine lacks: nothing here may import them.
 ABSENT_THERE = ("tensorflow", "tensorflow_datasets", "ml_collections")
@@ -81,29 +92,117 @@ def _size(name: str) -> int:
     return min(native, CFG["size"]) if CFG["size"] else native
 
 
-def _row(name: str, batch: int, **kw) -> dict:
-    size, dtype, steps = _size(name), CFG["dtype"], CFG["steps"]
+def _row(name: str, batch: int, steps: int | None = None, **kw) -> dict:
+    size, dtype, steps = _size(name), CFG["dtype"], steps or CFG["steps"]
     ev = bench_jax(name, batch, size, steps, False, dtype, kw or None)
     tr = bench_jax(name, batch, size, steps, True, dtype, kw or None)
     peak = peak_flops(jax.devices()[0].device_kind)
     mfu = 3 * ev["gflops"] * 1e9 * tr["img_s"] / peak if peak and ev.get("gflops") else None
     row = {"model": name, "batch": batch, "size": size, "dtype": dtype, **kw, "eval_img_s": ev["img_s"],
-           "train_img_s": tr["img_s"], "train_compile_s": tr["compile_s"], "train_peak_mb": tr["peak_mb"],
-           "gflops_per_img": ev["gflops"], "mfu": mfu}
+           "train_img_s": tr["img_s"], "eval_compile_s": ev["compile_s"], "train_compile_s": tr["compile_s"],
+           "train_xla_mb": tr["total_mb"], "process_peak_mb": tr["peak_mb"], "gflops_per_img": ev["gflops"],
+           "mfu": mfu}
     print(json.dumps(row), flush=True)
     return row
 
 
+def _table_batch(name: str) -> int:
+    return CFG["small_batch"] if REPRESENTATIVES.get(name) else CFG["table_batch"]
+
+
+def _table_models() -> tuple[str, ...]:
+    """The representatives, NASNet-A Large last (the longest compile)."""
+    return CFG["table_models"] or tuple(sorted(REPRESENTATIVES, key=lambda n: n == "nasnetalarge"))
+
+
 def headline() -> None:
-    RESULTS["headline"] = _row("resnet50", CFG["headline_batch"])
+    RESULTS["headline"] = _row("resnet50", CFG["headline_batch"], CFG["headline_steps"])
 
 
 def table() -> None:
+    """Every representative. ResNet-50's row is the headline's (batch 256) and DenseNet-121's the
+    densenet section's plain row, when those ran: the same step, not compiled twice."""
     RESULTS["table"] = []
-    names = CFG["table_models"] or tuple(REPRESENTATIVES)
-    for name in names:
-        RESULTS["table"].append(_row(name, CFG["small_batch"] if REPRESENTATIVES.get(name) else CFG["table_batch"]))
+    for name in _table_models():
+        if name == "resnet50" and "headline" in RESULTS:
+            continue
+        if name == CFG["densenet"] and "densenet" in RESULTS:
+            RESULTS["table"].append(RESULTS["densenet"][0])
+            continue
+        RESULTS["table"].append(_row(name, _table_batch(name)))
         _save()
+
+
+def torch_peers() -> None:
+    """The torch twins, run in a child process (``device.py _torch``) so that the two frameworks'
+    allocators and threads stay apart; its rows land in RESULTS["torch"]."""
+    out = subprocess.run([sys.executable, __file__, "_torch", json.dumps(CFG)], capture_output=True, text=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    print(out.stdout, end="", flush=True)
+    RESULTS["torch"] = rows
+    if out.returncode:
+        raise RuntimeError(f"torch child exited {out.returncode}: {out.stderr.strip().splitlines()[-1:]}")
+
+
+def _torch_child(cfg: dict) -> None:
+    """Eval and train img/s of each representative's twin: bf16 autocast, channels_last, cuDNN
+    autotuning on, SGD with momentum, the JAX rows' batch and size. First steps untimed."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import build_twin
+
+    CFG.update(cfg)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.backends.cudnn.benchmark = True
+    bf16 = cfg["dtype"] == "bfloat16"
+    for name in ("resnet50", *(n for n in _table_models() if n != "resnet50")):
+        info = flaxnets.model_info(name)
+        if not info.twin:
+            continue
+        batch = cfg["headline_batch"] if name == "resnet50" else _table_batch(name)
+        size, steps = _size(name), cfg["steps"]
+        row = {"model": name, "batch": batch, "size": size, "dtype": cfg["dtype"], "framework": "torch"}
+        try:
+            model = build_twin(name).to(dev).to(memory_format=torch.channels_last)
+            x = torch.randn(batch, info.input_size[2], size, size, device=dev).to(memory_format=torch.channels_last)
+            y = torch.zeros(batch, dtype=torch.long, device=dev)
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+            def step(train: bool, model=model, opt=opt, x=x, y=y) -> None:
+                with torch.autocast(dev, dtype=torch.bfloat16, enabled=bf16):
+                    if train:
+                        opt.zero_grad(set_to_none=True)
+                        out = model(x)
+                        out = out[0] if isinstance(out, tuple) else getattr(out, "logits", out)
+                        torch.nn.functional.cross_entropy(out.float(), y).backward()
+                        opt.step()
+                    else:
+                        with torch.no_grad():
+                            model(x)
+
+            for mode in ("eval", "train"):
+                model.train(mode == "train")
+                if dev == "cuda":
+                    torch.cuda.reset_peak_memory_stats()
+                for _ in range(2):
+                    step(mode == "train")
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    step(mode == "train")
+                if dev == "cuda":
+                    torch.cuda.synchronize()
+                row[f"{mode}_img_s"] = batch * steps / (time.perf_counter() - t0)
+                if dev == "cuda":
+                    row[f"{mode}_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            del model, opt, x
+            if dev == "cuda":
+                torch.cuda.empty_cache()
+        except Exception as e:  # noqa: BLE001 - one twin failing must not cost the others
+            row["error"] = repr(e)
+        print(json.dumps(row), flush=True)
 
 
 def densenet() -> None:
@@ -210,11 +309,15 @@ def digits(batch: int = 64) -> None:
     RESULTS["digits"] = runs
 
 
-SECTIONS = {"headline": headline, "table": table, "densenet": densenet, "pmap": pmap, "digits": digits}
+SECTIONS = {"headline": headline, "torch": torch_peers, "digits": digits, "densenet": densenet, "pmap": pmap,
+            "table": table}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = list(argv if argv is not None else sys.argv[1:])
+    if args[:1] == ["_torch"]:
+        _torch_child(json.loads(args[1]))
+        return
     smoke = "--smoke" in args
     names = [a for a in args if a != "--smoke"] or list(SECTIONS)
     bad = [n for n in names if n not in SECTIONS]
