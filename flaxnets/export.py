@@ -7,7 +7,7 @@ built with the number of classes its ``variables`` carry (:func:`flaxnets.weight
 * ``"saved_model"``: a TF SavedModel directory through :func:`jax.experimental.jax2tf.convert`.
   jax2tf in JAX 0.10 always serializes natively (``native_serialization=False`` is deprecated
   and ignored): the graph holds one ``XlaCallModule`` op with the model's StableHLO, which TF
-  runs through XLA. The variables are ``tf.Variable``\ s of a ``tf.Module``; the
+  runs through XLA. The variables are ``tf.Variable`` objects of a ``tf.Module``; the
   ``serving_default`` signature maps ``images`` (``[None, H, W, C]`` float32) to ``logits``.
 * ``"tflite"``: that function converted by ``tf.lite.TFLiteConverter`` (builtin ops, TF ops as a
   fallback): the converter legalizes the ``XlaCallModule``'s StableHLO to TFLite ops. Some ops
