@@ -62,13 +62,10 @@ def test_every_recipe_fits_its_models() -> None:
     cfg.model_overrides = {"dropout": 0.5}
     with pytest.raises(loop.TrainingError, match="dropout"):
         loop.apply_recipe(cfg)
-    assert recipe_for("senet154")["model_overrides"] == {"drop_rate": 0.2, "zero_init_last": True}
+    assert recipe_for("senet154")["model_overrides"] == {"drop_rate": 0.2}
     # Zero-γ init for the ImageNet ResNets' recipe (Goyal et al. 2017), not the paper's CIFAR nets.
     assert recipe_for("resnet50")["model_overrides"] == {"zero_init_last": True}
     assert recipe_for("resnext50_32x4d")["model_overrides"] == {"zero_init_last": True}
-    # and for timm's SE twins (their ResNet class defaults to zero_init_last=True).
-    assert recipe_for("seresnet50")["model_overrides"] == {"zero_init_last": True}
-    assert not recipe_for("se_bn_inception").get("model_overrides")
     assert recipe_for("resnet20")["model_overrides"] == {}
 
 

@@ -16,14 +16,6 @@ Augmentation: the paper's random-size crops and flips. The authors' Caffe releas
 −20…20 (crops 8–100 %, aspect 3/4–4/3); its released models were re-trained at batch 256 and
 lr 0.1 ("with more epochs"), not the paper's runs, so those extras are not part of the recipe.
 
-Zero-γ init (``zero_init_last``) for the SE-ResNet/SE-ResNeXt/SENet-154 rows: each block's last
-BatchNorm scale starts at 0, so the block (and the SE gate applied after that BN) starts as the
-identity. The paper says He init only; the registered twins are timm's ``ResNet`` class, whose
-``zero_init_last=True`` default zeroes ``bn3.weight`` in every block (``timm.create_model(
-"seresnet50").layer1[0].bn3.weight`` is all zeros), and the ResNet recipe does the same
-(Goyal et al. 2017, Sec. 5.1). Only the initialisation changes. On the digits (15 epochs, lr
-0.6/1024 × 64) seresnet50 ended at 94.72 % with He init.
-
 The SE-Inception compositions (Table 2: SE-BN-Inception 24.23 / 7.14 %, SE-Inception-ResNet-v2
 19.80 / 4.79 % at 299×299; the paper gives no SE-Inception-v3 result) are trained with the
 same SGD schedule (Sec. 5.1 describes one protocol for its ImageNet models); their input size comes
@@ -35,16 +27,14 @@ _COMMON = dict(optimizer="sgd", learning_rate=0.6, lr_batch_denom=1024, batch_si
                step_factor=0.1, num_epochs=100.0, warmup_epochs=0.0, train_crop="random_resized",
                random_flip=True)
 
-_ZERO_GAMMA = {"zero_init_last": True}
-
 RECIPES = {
-    "seresnet*": dict(_COMMON, model_overrides=_ZERO_GAMMA),
-    "seresnext*": dict(_COMMON, model_overrides=_ZERO_GAMMA),
+    "seresnet*": dict(_COMMON),
+    "seresnext*": dict(_COMMON),
     "se_inception_*": dict(_COMMON),
     "se_bn_inception": dict(_COMMON),
     # BN frozen "for the last few" epochs (TPAMI Appendix (f)); no number is given. 0.05 of the
     # run = the last 5 of 100 epochs: half of the final lr stage (epochs 90-100), so the frozen
     # statistics belong to nearly converged weights, and a shortened run keeps the proportion.
     "senet154": dict(_COMMON, batch_size=2048, lr_batch_denom=2048, learning_rate=1.0, label_smoothing=0.1,
-                     model_overrides={"drop_rate": 0.2, **_ZERO_GAMMA}, bn_freeze_epochs=0.05),
+                     model_overrides={"drop_rate": 0.2}, bn_freeze_epochs=0.05),
 }
