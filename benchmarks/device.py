@@ -313,10 +313,84 @@ SECTIONS = {"headline": headline, "torch": torch_peers, "digits": digits, "dense
             "table": table}
 
 
+def _forward_gflops() -> dict[str, float]:
+    """Forward GFLOPs per image at each model's default size (flaxnets/data/flops.json: XLA's
+    count on the lowered HLO, the same on every backend)."""
+    return json.loads((ROOT / "flaxnets" / "data" / "flops.json").read_text())["gflops"]
+
+
+def render(paths: list[str]) -> str:
+    """The markdown table of one or more ``device.json`` files (later files win per row):
+    flax vs torch img/s and ratios, compile s, step memory, MFU from flops.json."""
+    flax: dict[tuple, dict] = {}
+    torch_rows: dict[str, dict] = {}
+    kind = ""
+    for path in paths:
+        res = json.loads(Path(path).read_text())
+        kind = res.get("config", {}).get("device_kind", kind)
+        for row in [res.get("headline")] + list(res.get("table") or []) + list(res.get("densenet") or []):
+            if row and row.get("train_img_s"):
+                flax[(row["model"], bool(row.get("memory_efficient")))] = row
+        for row in res.get("torch") or []:
+            if "error" not in row:
+                torch_rows[row["model"]] = row
+    peak, gflops = peak_flops(kind), _forward_gflops()
+    head = ("| model | batch | eval flax | eval torch | eval ratio | train flax | train torch | train ratio "
+            "| train compile s | train MB flax / torch | GFLOPs/img | MFU |")
+    lines = [head, "|" + "---|" * 12]
+
+    def num(v, fmt=",.0f"):
+        return "–" if v is None else format(v, fmt)
+
+    for (name, eff), r in sorted(flax.items(), key=lambda kv: (list(REPRESENTATIVES).index(kv[0][0])
+                                                               if kv[0][0] in REPRESENTATIVES else 99, kv[0][1])):
+        t = {} if eff else torch_rows.get(name, {})
+        g = gflops.get(name)
+        mfu = 3 * g * 1e9 * r["train_img_s"] / peak if g and peak and r["size"] == _native(name) else None
+        ratio = {m: r[f"{m}_img_s"] / t[f"{m}_img_s"] if t.get(f"{m}_img_s") else None for m in ("eval", "train")}
+        lines.append(" | ".join([
+            f"| {name}" + (", `memory_efficient`" if eff else ""), str(r["batch"]), num(r["eval_img_s"]),
+            num(t.get("eval_img_s")), f"**{ratio['eval']:.2f}**" if ratio["eval"] else "–", num(r["train_img_s"]),
+            num(t.get("train_img_s")), f"**{ratio['train']:.2f}**" if ratio["train"] else "–",
+            num(r["train_compile_s"], ".1f"), f"{num(r.get('train_xla_mb'))} / {num(t.get('train_peak_mb'))}",
+            num(g, ".2f"), f"{100 * mfu:.1f} %" if mfu else "–"]) + " |")
+    missing = [n for n in torch_rows if not any(k[0] == n for k in flax)]
+    if missing:
+        lines += ["", "Torch twins measured, flax rows not yet: " + ", ".join(
+            f"{n} ({num(torch_rows[n]['eval_img_s'])} / {num(torch_rows[n]['train_img_s'])} img/s eval / train, "
+            f"batch {torch_rows[n]['batch']})" for n in missing) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _native(name: str) -> int:
+    return flaxnets.model_info(name).input_size[0]
+
+
+def write_rendered(paths: list[str], doc: Path = ROOT / "BENCHMARKS.md") -> None:
+    """Replace the text between ``<!-- bench:gpu start -->`` and ``<!-- bench:gpu end -->``."""
+    text = doc.read_text()
+    start, end = "<!-- bench:gpu start -->", "<!-- bench:gpu end -->"
+    if start not in text or end not in text:
+        sys.exit(f"device.py: {doc} has no {start} … {end} block")
+    cmd = "python benchmarks/device.py --render " + " ".join(str(Path(p).relative_to(ROOT)) if Path(p).is_absolute()
+                                                              else p for p in paths)
+    block = f"{start}\n`{cmd}`\n\n{render(paths)}{end}"
+    doc.write_text(text[:text.index(start)] + block + text[text.index(end) + len(end):])
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(argv if argv is not None else sys.argv[1:])
     if args[:1] == ["_torch"]:
         _torch_child(json.loads(args[1]))
+        return
+    if args[:1] == ["--render"]:  # --render FILE... [--write]: the table of earlier runs
+        files = [a for a in args[1:] if a != "--write"]
+        if not files or not all(Path(f).is_file() for f in files):
+            sys.exit(f"device.py --render: give existing device.json files, got {files}")
+        if "--write" in args:
+            write_rendered(files)
+        else:
+            print(render(files), end="")
         return
     smoke = "--smoke" in args
     names = [a for a in args if a != "--smoke"] or list(SECTIONS)
