@@ -1,0 +1,52 @@
+"""The accelerator script's table renderer (``benchmarks/device.py --render``): the GPU table in
+BENCHMARKS.md is made from saved results by it, so its ratios and MFU must be right."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def device():
+    spec = importlib.util.spec_from_file_location("device_script", ROOT / "benchmarks" / "device.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _flax_row(model: str, train: float, **kw) -> dict:
+    return {"model": model, "batch": 8, "size": 224, "eval_img_s": 400.0, "train_img_s": train,
+            "train_compile_s": 3.0, "train_xla_mb": 100.0, **kw}
+
+
+def test_render_ratios_mfu_and_later_files_win(device, tmp_path: pathlib.Path) -> None:
+    config = {"device_kind": "NVIDIA H200"}
+    first = {"config": config, "headline": _flax_row("resnet50", 100.0),
+             "torch": [{"model": "resnet50", "batch": 8, "eval_img_s": 200.0, "train_img_s": 50.0,
+                        "train_peak_mb": 90.0},
+                       {"model": "vgg16", "batch": 8, "eval_img_s": 10.0, "train_img_s": 5.0}]}
+    second = {"config": config, "densenet": [_flax_row("resnet50", 150.0),
+                                             _flax_row("resnet50", 120.0, memory_efficient=True)]}
+    paths = []
+    for i, res in enumerate((first, second)):
+        paths.append(tmp_path / f"d{i}.json")
+        paths[-1].write_text(json.dumps(res))
+    table = device.render([str(p) for p in paths])
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in table.splitlines() if line.startswith("| resnet50")}
+    plain, efficient = rows["| resnet50"], rows["| resnet50, `memory_efficient`"]
+    assert plain[5] == "150" and plain[7] == "**3.00**" and plain[4] == "**2.00**"  # the second file's row
+    gflops = device._forward_gflops()["resnet50"]
+    assert plain[11] == f"{100 * 3 * gflops * 1e9 * 150 / device.peak_flops('NVIDIA H200'):.1f} % |"
+    assert efficient[5] == "120" and efficient[7] == "–"  # no torch ratio for the option
+    assert "flax rows not yet: vgg16" in table
+
+
+def test_render_of_a_missing_file_fails_in_one_line(device, tmp_path: pathlib.Path) -> None:
+    missing = str(tmp_path / "none.json")
+    with pytest.raises(SystemExit) as exit_:  # sys.exit(message): stderr, status 1
+        device.main(["--render", missing])
+    assert str(exit_.value) == f"device.py --render: give existing device.json files, got {[missing]}"
