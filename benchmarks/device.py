@@ -1,6 +1,7 @@
 """Accelerator checks for issue 13, in priority order (a short loan still yields the headline).
 
-    python benchmarks/device.py            # every section, in order (the GPU run: ~8 min on an H200)
+    python benchmarks/device.py            # every section, in order (~15 min on an H200)
+    python benchmarks/device.py headline table   # ResNet-50, then the flax table (~9 min)
     python benchmarks/device.py headline   # only ResNet-50 bf16 training
     python benchmarks/device.py --smoke    # every section, tiny, on any machine (CPU: ~minutes)
 
