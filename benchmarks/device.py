@@ -89,7 +89,7 @@ def _save() -> None:
 
 
 def _size(name: str) -> int:
-    native = flaxnets.model_info(name).input_size[0]
+    native = _native(name)
     return min(native, CFG["size"]) if CFG["size"] else native
 
 
