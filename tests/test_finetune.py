@@ -146,6 +146,11 @@ def test_lr_mult_scales_exactly_the_matching_leaves_and_freeze_keeps_no_state() 
     for name in base:
         scale = 0.1 if name.startswith("backbone") else 1.0
         np.testing.assert_allclose(mult[name], scale * base[name], rtol=1e-6, err_msg=name)
+    # head_lr_mult scales resnet18's class-logit layer ("fc", 3 outputs) on top of lr_mult.
+    head, _ = updates(arch="resnet18", head_lr_mult=0.5, lr_mult=("backbone=0.1", "fc=3"))
+    for name in base:
+        scale = 0.1 if name.startswith("backbone") else 1.5 if name.startswith("fc") else 1.0
+        np.testing.assert_allclose(head[name], scale * base[name], rtol=1e-6, err_msg=name)
     frozen, state = updates(freeze=("backbone", "bn"), weight_decay=1e-2)
     assert all(np.all(frozen[n] == 0) for n in frozen if not n.startswith("fc"))
     assert np.all(frozen["fc/kernel"] != 0)

@@ -245,19 +245,26 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     from train.configs import adapt_recipe, recipe_home
     from train.loop import apply_recipe
 
-    def adapted(arch: str, dataset: str = "digits", n: int = 1437, side: int = 8, explicit=(), **fields):
+    def adapted(arch: str, dataset: str = "digits", n: int = 1437, side: int = 8, explicit=(), classes=10,
+                **fields):
         cfg = get_config()
         cfg.arch = arch
         for k, v in fields.items():
             setattr(cfg, k, v)
-        return adapt_recipe(apply_recipe(cfg, explicit), dataset, n, side, 30.0, explicit)
+        return adapt_recipe(apply_recipe(cfg, explicit), dataset, n, side, 30.0, explicit, classes)
 
     cfg, line = adapted("resnet50")  # ImageNet recipe: batch 128 (default), steps 30/60/80 of 90
     assert recipe_home("resnet50") == "imagenet2012" and "imagenet2012" in line and "digits" in line
     assert cfg.batch_size == 64 and cfg.num_epochs == 30.0
     assert cfg.step_epochs == pytest.approx((30 / 90, 60 / 90, 80 / 90))
     assert optim.base_learning_rate(cfg) == pytest.approx(0.1 * 64 / 256)
+    assert cfg.head_lr_mult == pytest.approx(10 / 1000) and "classifier lr ×10/1000" in line  # SGD, 10 classes
+    assert adapted("resnet50", classes=1000)[0].head_lr_mult == 1.0  # as many classes as ImageNet
+    assert adapted("resnet50", explicit=("head_lr_mult",), head_lr_mult=2.0)[0].head_lr_mult == 2.0
+    assert adapted("resnet50", init_from="/some/run")[0].head_lr_mult == 1.0  # fine-tuning: the new head moves
+    assert adapted("resnet20")[0].head_lr_mult == 1.0  # CIFAR recipe, 10 classes at home too
     cfg, _ = adapted("inception_v3")  # ×0.94 every 2 of 100 epochs → every 0.6 of 30; 299 dropped
+    assert cfg.head_lr_mult == 1.0  # RMSProp divides the gradient's scale out
     assert cfg.decay_epochs == pytest.approx(0.6) and cfg.image_size is None
     cfg, _ = adapted("ghostnet_100")  # 5 warm-up epochs at 1024 (6,255 steps) → capped at 10 % of the run
     assert cfg.warmup_epochs == pytest.approx(3.0) and cfg.batch_size == 64
@@ -266,7 +273,8 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert cfg.model_overrides.drop_path_rate == 0.2  # the other overrides kept
     cfg, _ = adapted("efficientnet_b0", explicit=("model_overrides",), model_overrides={"bn_momentum": 0.01})
     assert cfg.model_overrides.bn_momentum == 0.01  # explicit: kept
-    cfg, _ = adapted("efficientnet_b0", explicit=("model_overrides.bn_momentum",), model_overrides={"bn_momentum": 0.02})
+    cfg, _ = adapted("efficientnet_b0", explicit=("model_overrides.bn_momentum",),
+                     model_overrides={"bn_momentum": 0.02})
     assert (cfg.model_overrides.bn_momentum, cfg.model_overrides.drop_path_rate) == (0.02, 0.2)  # one name explicit
     cfg, _ = adapted("resnet110")  # ~400 warm-up iterations (Sec. 4.2) → 66 of 660 steps, not 4
     assert cfg.warmup_epochs == pytest.approx(3.0)
@@ -302,6 +310,18 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert budget_epochs(30.0, 1e12, 1437, "imagenet2012")[0] == 15.0  # 15 for ImageNet recipes
     assert budget_epochs(30.0, 1e9, 1437, "imagenet2012")[0] == max(15, epochs)
     assert budget_epochs(10.0, 1e12, 1437, "imagenet2012") == (10.0, "")  # a shorter default stays
+
+
+@pytest.mark.parametrize("name, heads", [
+    ("googlenet", {"fc/kernel", "fc/bias", "aux1/fc2/kernel", "aux1/fc2/bias", "aux2/fc2/kernel", "aux2/fc2/bias"}),
+    ("ghostnet_050", {"classifier/kernel", "classifier/bias"}),  # not its conv_head (1280 wide)
+])
+def test_head_mask_is_the_class_logit_layers(name: str, heads: set[str]) -> None:
+    model = flaxnets.create_model(name, num_classes=7)
+    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3)), train=False))
+    mask = optim.head_mask(shapes["params"], name)
+    on = {optim.param_path(p) for p, m in jax.tree_util.tree_leaves_with_path(mask) if m}
+    assert on == heads
 
 
 def _sdlm_cfg(**kw):

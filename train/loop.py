@@ -255,15 +255,17 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
     from train.configs import adapt_augmentation, adapt_recipe, budget_epochs, recipe_home  # recipe elsewhere
 
     recipe_config = config
-    config, adapted = adapt_recipe(config, info.name, info.num_train, info.image_size, info.default_epochs, explicit)
+    classes = int(config.num_classes or info.num_classes)
+    config, adapted = adapt_recipe(config, info.name, info.num_train, info.image_size, info.default_epochs, explicit,
+                                   classes)
     mi = flaxnets.model_info(config.arch)
     image_size = resolve_image_size(config, config.arch, info)
     if adapted and "num_epochs" not in set(explicit):  # the compute budget of a dataset the recipe is not for
-        flops = forward_flops(config, image_size, mi.input_size[2], int(config.num_classes or info.num_classes))
+        flops = forward_flops(config, image_size, mi.input_size[2], classes)
         epochs, why = budget_epochs(info.default_epochs, flops, info.num_train, recipe_home(config.arch))
         if epochs < info.default_epochs:
             config, adapted = adapt_recipe(recipe_config, info.name, info.num_train, info.image_size, epochs,
-                                           explicit)
+                                           explicit, classes)
             adapted = adapted.replace("; schedule shape", f" ({why}); schedule shape", 1)
     if dataset in NO_FLIP_DATASETS and "random_flip" not in set(explicit) and config.random_flip:
         config.random_flip = False  # mirrored digits are other glyphs

@@ -22,6 +22,8 @@ weight decay, no optimiser state. ``config.lr_mult`` (``("layer*=0.1", ...)``, t
 matching pattern wins) scales the final update of the matching parameters, which is their
 learning rate times the factor for every optimiser here (the rate multiplies a linear
 function of the gradient and the decay term, as in a torch parameter group).
+``config.head_lr_mult`` multiplies the class-logit layers' factor (:func:`head_mask`); the
+trainer sets it when it adapts an SGD recipe to fewer classes (``train.configs.adapt_recipe``).
 
 Filter renormalisation (Zeiler & Fergus 2014, Sec. 3): ``config.filter_rms_radius``
 (``("PATTERN=RADIUS", ...)``, first matching pattern wins) caps the RMS of every filter (one
@@ -297,6 +299,11 @@ def make_optimizer(
         labels = jax.tree_util.tree_map(lambda f: "frozen" if f else "train", frozen)
         tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
     mults = lr_multipliers(params, tuple(config.get("lr_mult") or ()))
+    head = float(config.get("head_lr_mult", 1.0))
+    if head != 1.0:
+        mults = jax.tree_util.tree_map(lambda m, h: m * (head if h else 1.0),
+                                       mults if mults is not None else jax.tree_util.tree_map(lambda _: 1.0, params),
+                                       head_mask(params, config.arch))
     if mults is not None:
         tx = optax.chain(tx, optax.stateless(lambda updates, _: jax.tree_util.tree_map(
             lambda u, m: u * jnp.asarray(m, u.dtype), updates, mults)))
@@ -382,6 +389,23 @@ def path_mask(params: Any, patterns: tuple[str, ...]) -> Any:
 
     return jax.tree_util.tree_map_with_path(
         lambda p, _: bool(patterns) and layers.path_matches(param_path(p), patterns), params)
+
+
+def head_mask(params: Any, arch: str) -> Any:
+    """Pytree of bools: True for the class-logit layers, the parameters under the arch's
+    ``ModelInfo.classifier`` modules whose last axis has the classifier's output width (the main
+    and auxiliary heads' final layers, not GoogLeNet's aux convs or GhostNet's ``conv_head``)."""
+    import flaxnets
+    from flaxnets import layers
+
+    heads = tuple(flaxnets.model_info(arch).classifier)
+    under = [(param_path(p), leaf) for p, leaf in jax.tree_util.tree_leaves_with_path(params)]
+    main = [leaf.shape[-1] for name, leaf in under if layers.path_matches(name, heads[:1]) and leaf.ndim >= 2]
+    if not main:
+        raise ValueError(f"{arch}: no classifier kernel under {heads[0]!r} (num_classes=0?)")
+    classes = main[-1]
+    return jax.tree_util.tree_map_with_path(
+        lambda p, leaf: bool(layers.path_matches(param_path(p), heads)) and leaf.shape[-1] == classes, params)
 
 
 def parse_lr_mult(entries: tuple[str, ...]) -> list[tuple[str, float]]:

@@ -139,6 +139,7 @@ def schedule_and_augment_problems(config: Any) -> list[str]:
         within(field, 0.0, 1.0)
     for field in ("rmsprop_eps", "step_factor", "decay_rate", "decay_epochs", "poly_power"):
         within(field, 0.0, math.inf, lo_open=True)
+    within("head_lr_mult", 0.0, math.inf)
     if config.get("depthwise_weight_decay") is not None:
         within("depthwise_weight_decay", 0.0, math.inf)
     steps_at = [_number(e) for e in tuple(config.get("step_epochs") or ())]

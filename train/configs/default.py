@@ -111,6 +111,10 @@ def get_config() -> ml_collections.ConfigDict:
     c.init_strict = False  # any tensor left random or unused is an error
     c.freeze = ()  # parameter-path globs: no updates, no weight decay, their BatchNorms in inference mode
     c.lr_mult = ()  # ("PATTERN=FACTOR", ...) learning-rate factors, e.g. ("classifier*=10",)
+    # Learning-rate factor of the classifier's class-logit layers (train/optim.py head_multipliers),
+    # times any lr_mult. 1 = as the recipe; an SGD recipe on fewer classes than it was written for
+    # gets C/C_home (train/configs adapt_recipe).
+    c.head_lr_mult = 1.0
     # The last N epochs (≤ 1: that fraction of the run): every BatchNorm in inference mode, scale/bias fixed.
     c.bn_freeze_epochs = 0.0
 
