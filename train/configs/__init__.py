@@ -14,6 +14,9 @@ regularisation, loss) and re-scales what belongs to the data:
   in the same proportion, so the run covers the recipe's whole schedule; a recipe's BatchNorm
   momentum keeps its averaging horizon in epochs; a warm-up keeps its number of updates, up to
   a tenth of the run;
+* the classifier's rate, for an SGD recipe on fewer classes than its home dataset: ×C/C_home
+  (``head_lr_mult``; ×10/1000 from ImageNet to the digits), the per-class step the recipe had
+  (the derivation is at the rule in :func:`adapt_recipe`);
 * image size: a recipe's resolution (299 for Inception) is dropped on small-image datasets,
   where the trainer picks the smallest size the model allows, at least the data's own
   (``train.loop.resolve_image_size``: the digits' native 8×8 for the CIFAR networks);
