@@ -114,6 +114,13 @@ def test_param_count_and_anatomy(name: str) -> None:
     assert all(any(layers.path_matches(p, [c]) for p in gone) for c in info.classifier)
     # classifier[0] outputs the logits (weight loading reads the class count from it).
     assert any(s[-1] == info.num_classes for p, s in full.items() if layers.path_matches(p, info.classifier[:1]))
+    # The trainer's class-logit layers (head_lr_mult): classifier[0]'s logit leaves, every one num_classes wide.
+    from train.optim import head_mask, param_path
+
+    leaves = {param_path(p): leaf.shape for p, leaf in jax.tree_util.tree_leaves_with_path(variables["params"])}
+    marked = {param_path(p) for p, m in jax.tree_util.tree_leaves_with_path(head_mask(variables["params"], name)) if m}
+    logits = {p for p, s in leaves.items() if layers.path_matches(p, info.classifier[:1]) and s[-1] == info.num_classes}
+    assert logits and logits <= marked and all(leaves[p][-1] == info.num_classes for p in marked), sorted(marked)
     kernel = full.get(info.first_conv)
     assert kernel is not None and len(kernel) == 4 and kernel[2] == c, f"first_conv {info.first_conv}: {kernel}"
     # The stated channels and reductions: at the default size from the pooled trace, and from
