@@ -50,3 +50,14 @@ def test_render_of_a_missing_file_fails_in_one_line(device, tmp_path: pathlib.Pa
     with pytest.raises(SystemExit) as exit_:  # sys.exit(message): stderr, status 1
         device.main(["--render", missing])
     assert str(exit_.value) == f"device.py --render: give existing device.json files, got {[missing]}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["table", "--models", "resnet18,bogus"], "device.py: --models: unknown model(s) ['bogus']"),
+    (["table", "--models"], "device.py: --models needs a comma-separated list of registered names"),
+])
+def test_bad_models_fail_in_one_line_before_running(device, args: list, message: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        device.main(args)
+    assert str(exit_.value) == message
+    assert "table" not in device.RESULTS  # nothing ran
