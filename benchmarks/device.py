@@ -4,7 +4,7 @@
     python benchmarks/device.py headline table   # ResNet-50, then the flax table (~9 min)
     python benchmarks/device.py headline   # only ResNet-50 bf16 training
     python benchmarks/device.py --smoke    # every section, tiny, on any machine (CPU: ~minutes)
-    python benchmarks/device.py table --models googlenet,seresnet50   # only these table rows
+    python benchmarks/device.py table --models googlenet,seresnet50   # only these models (table, torch)
 
 Sections (each prints its rows as it goes; results also go to ``$OUT/device.json`` if set):
   headline  ResNet-50 bf16 train/eval step, batch 256: img/s, MFU, peak memory, compile s.
@@ -398,17 +398,18 @@ def main(argv: list[str] | None = None) -> None:
     models = None
     if "--models" in args:
         i = args.index("--models")
-        if i + 1 >= len(args):
-            sys.exit("device.py: --models needs a comma-separated list of registered names")
-        models = tuple(m for m in args.pop(i + 1).split(",") if m)
+        models = tuple(m for m in args.pop(i + 1).split(",") if m) if i + 1 < len(args) else ()
         args.pop(i)
+        if not models:
+            sys.exit("device.py: --models needs a comma-separated list of registered names")
         unknown = [m for m in models if m not in flaxnets.list_models()]
-        if unknown or not models:
-            sys.exit(f"device.py: --models: unknown model(s) {unknown or models}")
+        if unknown:
+            sys.exit(f"device.py: --models: unknown model(s) {unknown}")
     names = [a for a in args if a != "--smoke"] or list(SECTIONS)
     bad = [n for n in names if n not in SECTIONS]
     if bad:
-        sys.exit(f"device.py: unknown section(s) or option(s) {bad}; choose from {list(SECTIONS)} and --smoke")
+        sys.exit(f"device.py: unknown section(s) or option(s) {bad}; "
+                 f"choose from {list(SECTIONS)}, --smoke and --models")
     CFG.clear()
     CFG.update(SMOKE if smoke else FULL)
     if models:

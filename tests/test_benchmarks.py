@@ -55,6 +55,7 @@ def test_render_of_a_missing_file_fails_in_one_line(device, tmp_path: pathlib.Pa
 @pytest.mark.parametrize("args, message", [
     (["table", "--models", "resnet18,bogus"], "device.py: --models: unknown model(s) ['bogus']"),
     (["table", "--models"], "device.py: --models needs a comma-separated list of registered names"),
+    (["table", "--models", ","], "device.py: --models needs a comma-separated list of registered names"),
 ])
 def test_bad_models_fail_in_one_line_before_running(device, args: list, message: str) -> None:
     with pytest.raises(SystemExit) as exit_:
