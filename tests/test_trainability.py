@@ -34,10 +34,10 @@ Not covered yet: alexnet (its default run reached 21.7 % in 4 budget epochs; sin
 budget floor for ImageNet recipes is 15 epochs, where it reaches 93.6 %: the step decays at a
 third and two thirds of the run cut its lr while it still improves), efficientnet (the default
 run of efficientnet_b0 reaches 95.8 % since 1259cdd kept its BN momentum's horizon, 90.0 %
-before, 9.4 % before f00b30c's depthwise init), darknet (darknet53: 16.4 % in 3 budget epochs;
-with 15 its eval stayed at chance through epoch 4, eval loss 24.87 unchanged for 3 epochs, while
-training accuracy rose slowly; the run was stopped there, at ~70 s an epoch) and vgg (25.8 % in
-3 budget epochs), and, for cost: wrn (wrn_40_4 5 epochs 97.8 % but 360 CPU s), nasnet
+before, 9.4 % before f00b30c's depthwise init), darknet (darknet53's
+default run, 15 epochs: 97.5 %, 1,473 s at 5c861fd, ~90 s an epoch; 3 epochs holding the whole
+schedule reached 16.4 %: too slow to learn within a test's budget) and vgg (vgg11's default run,
+15 epochs: 71.4 %, 1,524 s), and, for cost: wrn (wrn_40_4 5 epochs 97.8 % but 360 CPU s), nasnet
 (nasnetamobile 5 epochs 94.7 %, 275 CPU s), inception_v4 (inception_resnet_v1's default run, 15
 epochs at 75×75: 98.3 %, 526 s), inception_v3 (trains at 299×299 only, ~11 GFLOPs per image with
 its aux head); fractalnet and zfnet are not measured yet.
