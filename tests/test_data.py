@@ -254,6 +254,7 @@ def test_ten_crop_corners_and_flips():
     np.testing.assert_array_equal(crops[4], img[2:8, 3:9])
     for k in range(5):
         np.testing.assert_array_equal(crops[5 + k], crops[k][:, ::-1])
+    np.testing.assert_array_equal(pp.ten_crop(tf.constant(img), 6, mirror=False).numpy(), crops[:5])
 
 
 # --------------------------------------------------------------------------- iterators
@@ -365,6 +366,10 @@ def test_eval_modes_shapes(digits):
     centre = next(data.eval_iterator(_config(), digits, image_size=8, mode="center", crop_ratio=0.8, **kw))
     # The centre view of 10-crop is the "center" mode's image.
     np.testing.assert_allclose(ten["image"][:, 4], centre["image"], atol=1e-6)
+    # No test-time mirrors where training has no flips (digits: mirrored glyphs are other digits).
+    five = next(data.eval_iterator(_config(random_flip=False), digits, image_size=8, mode="10crop",
+                                   crop_ratio=0.8, **kw))
+    np.testing.assert_array_equal(five["image"], ten["image"][:, :5])
 
 
 def test_process_sharding_eval(digits):

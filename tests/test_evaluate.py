@@ -95,6 +95,9 @@ def test_144_crops_match_reference(photos: dict, orientation: str, size: int) ->
     crops = pp.multi_scale_crops(tf.constant(img), size, sides, "144crop").numpy()
     assert crops.shape == (144, size, size, 3)
     _assert_close(crops, _reference_144(img, size, sides))
+    # Without mirrors (no-flip datasets): each square's six unflipped crops, 72 in all.
+    unflipped = pp.multi_scale_crops(tf.constant(img), size, sides, "144crop", mirror=False).numpy()
+    np.testing.assert_array_equal(unflipped, crops.reshape(4, 3, 2, 6, size, size, 3)[:, :, 0].reshape(unflipped.shape))
 
 
 def test_150_crops_match_reference(photos: dict) -> None:
@@ -109,6 +112,8 @@ def test_150_crops_match_reference(photos: dict) -> None:
     corners = [tuple(c[0, 0, :2]) for c in grid[:25]]
     assert corners == [(y, x) for y in (0, 5, 9, 14, 18) for x in (0, 10, 19, 29, 38)]
     np.testing.assert_array_equal(grid[25:], grid[:25, :, ::-1])
+    np.testing.assert_array_equal(pp.grid_crops(tf.constant(coords, tf.float32), 32, mirror=False).numpy(),
+                                  grid[:25])
 
 
 def test_multicrop_scales_follow_vgg() -> None:

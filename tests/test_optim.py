@@ -400,3 +400,41 @@ def test_train_step_feeds_sdlm_the_batch_curvature() -> None:
     for a, b in zip(jax.tree_util.tree_leaves(new.params), jax.tree_util.tree_leaves(want), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
     assert int(new.step) == 1 and any(float(jnp.abs(v).max()) > 0 for v in jax.tree_util.tree_leaves(h))
+
+
+def test_plateau_drops_when_the_epoch_loss_stalls() -> None:
+    """``schedule="plateau"``: the epoch's mean loss (3 steps) not improving for 2 epochs
+    multiplies the step by ``step_factor``, at most ``plateau_drops`` times; an improving loss
+    keeps the rate. train_step feeds it the loss (jitted)."""
+    cfg = _cfg(schedule="plateau", learning_rate=0.1, lr_batch_denom=0, momentum=0.0, weight_decay=0.0,
+               plateau_patience=2.0, plateau_drops=2, step_factor=0.1)
+    params = {"w": jnp.ones(2)}
+    tx, schedule = optim.make_optimizer(cfg, params, 3, 60)
+    state = tx.init(params)
+    ones = {"w": jnp.ones(2)}
+    losses = [5.0, 4.0, 3.0] + [3.0] * 9  # epochs 1-3 improve, then 3 flat epochs of 3.0
+    seen = []
+    for v in np.repeat(losses, 3):
+        upd, state = tx.update(ones, state, params, value=jnp.asarray(v))
+        seen.append((float(-upd["w"][0]), optim.plateau_scale(state)))
+    assert float(schedule(30)) == pytest.approx(0.1)  # the schedule keeps the peak; drops are in the state
+    steps_taken = [round(s, 6) for s, _ in seen]
+    # Epoch means 5, 4, 3, 3, 3, … : drop after 2 epochs without improvement (end of epoch 5),
+    # again after 2 more (end of epoch 7), then never below 0.1² (plateau_drops=2).
+    assert steps_taken[:14] == [0.1] * 14 and steps_taken[14] == pytest.approx(0.01)
+    assert steps_taken[20] == pytest.approx(0.001) and steps_taken[-1] == pytest.approx(0.001)
+    assert seen[-1][1] == pytest.approx(0.01)
+    # A loss that keeps improving never drops.
+    state = tx.init(params)
+    for v in np.linspace(5.0, 1.0, 36):
+        _, state = tx.update(ones, state, params, value=jnp.asarray(v))
+    assert optim.plateau_scale(state) == 1.0 and optim.wants_value(state)
+    model = _AuxNet(num_classes=3)
+    x = jnp.zeros((2, 2, 2, 1))
+    p = model.init(jax.random.PRNGKey(0), x)["params"]
+    tx, _ = optim.make_optimizer(cfg, p, 1, 10)
+    s = steps.TrainState.create(apply_fn=model.apply, params=p, tx=tx, batch_stats={})
+    step = jax.jit(lambda s, b: steps.train_step(s, b, jax.random.PRNGKey(1), num_classes=3))
+    for _ in range(3):  # one step per epoch, the same batch: the loss keeps falling
+        s, m = step(s, {"image": x, "label": jnp.array([0, 1])})
+    assert int(s.step) == 3 and optim.plateau_scale(s.opt_state) == 1.0

@@ -444,7 +444,8 @@ def _save(run: Run, step: int, metrics_dev: Any, force: bool = False, eval_metri
 
 def _log(run: Run, step: int, metrics_dev: Any, seen: int, seconds: float) -> None:
     m = run.par.scalars(metrics_dev)
-    m.update(epoch=step / run.steps_per_epoch, lr=float(run.schedule(step - 1)), img_s=seen / max(seconds, 1e-9))
+    lr = float(run.schedule(step - 1)) * optim.plateau_scale(run.state.opt_state)
+    m.update(epoch=step / run.steps_per_epoch, lr=lr, img_s=seen / max(seconds, 1e-9))
     m["accuracy"] *= 100.0
     run.bar.update(step, {"epoch": round(m["epoch"], 2), "loss": m["loss"], "acc": m["accuracy"],
                           "lr": m["lr"], "img_s": m["img_s"]})

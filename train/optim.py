@@ -40,7 +40,9 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from optax.contrib import ReduceLROnPlateauState as _PlateauState
 
 Schedule = Callable[[Any], Any]
 
@@ -70,7 +72,8 @@ def make_schedule(config: Any, steps_per_epoch: int, total_steps: int) -> Schedu
     ``total_steps`` (ShuffleNet); ``poly`` is ``peak·(1 − t/T)^poly_power`` over the
     ``T`` post-warmup steps (Caffe/Darknet "poly"; power 1 equals ``linear``); ``step``
     multiplies by ``step_factor`` at each of ``step_epochs``; ``exponential`` multiplies by
-    ``decay_rate`` every ``decay_epochs`` (staircase); ``constant`` keeps the peak.
+    ``decay_rate`` every ``decay_epochs`` (staircase); ``constant`` keeps the peak, and so does
+    ``plateau``, whose drops live in the optimiser state (:func:`plateau_transform`).
     """
     peak = base_learning_rate(config)
     warmup = int(round(float(config.warmup_epochs) * steps_per_epoch))
@@ -103,13 +106,13 @@ def make_schedule(config: Any, steps_per_epoch: int, total_steps: int) -> Schedu
 
         def decay(t):
             return peak * jnp.power(float(config.decay_rate), jnp.floor((t + warmup) / every))
-    elif kind == "constant":
+    elif kind in ("constant", "plateau"):
 
         def decay(t):
             return peak * jnp.ones_like(jnp.asarray(t, jnp.float32))
     else:
-        raise ValueError(f"unknown schedule {kind!r}; use cosine, linear, poly, step, exponential or "
-                         "constant")
+        raise ValueError(f"unknown schedule {kind!r}; use cosine, linear, poly, step, exponential, "
+                         "constant or plateau")
 
     def schedule(step):
         step = jnp.asarray(step, jnp.float32)
@@ -218,6 +221,51 @@ def scale_by_sdlm(mu: float = SDLM_MU, samples: int = SDLM_SAMPLES) -> optax.Gra
     return optax.GradientTransformationExtraArgs(init, update)
 
 
+def plateau_patience(config: Any, num_epochs: float) -> int:
+    """Epochs without improvement before a ``plateau`` drop: ``plateau_patience`` epochs, or
+    that fraction of the run when ≤ 1 (as ``step_epochs``); at least 1."""
+    p = float(config.plateau_patience)
+    return max(1, int(round(p * num_epochs if p <= 1.0 else p)))
+
+
+def plateau_transform(config: Any, steps_per_epoch: int, total_steps: int
+                      ) -> optax.GradientTransformationExtraArgs:
+    """``schedule="plateau"``: the whole update × ``step_factor`` each time the epoch's mean
+    training loss has not improved (relative 1e-4, PyTorch ``ReduceLROnPlateau``'s threshold)
+    for :func:`plateau_patience` epochs, at most ``plateau_drops`` times.
+
+    AlexNet (Sec. 5), VGG (Sec. 3.1), ZFNet (Sec. 3) and NiN (Sec. 4.1) lowered the rate by
+    hand when an error stopped improving rather than at fixed epochs. They watched validation
+    error (NiN: training accuracy); the trainer holds out no validation split beside the test
+    set, which must not steer training, so it watches the training loss (``value=`` of
+    ``tx.update``). The update scales after the optimiser (SGD's momentum buffer keeps raw
+    gradients, as PyTorch's), so it equals scaling the rate; the state is in ``opt_state``
+    and so in every checkpoint."""
+    num_epochs = total_steps / max(steps_per_epoch, 1)
+    factor = float(config.step_factor)
+    return optax.contrib.reduce_on_plateau(
+        factor=factor, patience=plateau_patience(config, num_epochs), rtol=1e-4,
+        accumulation_size=max(steps_per_epoch, 1), min_scale=factor ** int(config.plateau_drops))
+
+
+def plateau_scale(opt_state: Any) -> float:
+    """The ``plateau`` schedule's current factor on the rate (1.0 without one)."""
+    leaves = jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, _PlateauState))
+    for x in leaves:
+        if isinstance(x, _PlateauState):
+            scale = x.scale
+            if isinstance(scale, jax.Array) and not scale.is_fully_addressable:
+                scale = scale.addressable_data(0)  # multi-process: replicated, read the local copy
+            return float(np.asarray(scale).reshape(-1)[0])
+    return 1.0
+
+
+def wants_value(opt_state: Any) -> bool:
+    """Whether an optimiser state holds a ``plateau`` state (its update needs ``value=``)."""
+    leaves = jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, _PlateauState))
+    return any(isinstance(x, _PlateauState) for x in leaves)
+
+
 def wants_curvature(opt_state: Any) -> bool:
     """Whether an optimiser state holds an :class:`SDLMState` (its update needs ``curvature=``)."""
     leaves = jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, SDLMState))
@@ -307,6 +355,8 @@ def make_optimizer(
     if mults is not None:
         tx = optax.chain(tx, optax.stateless(lambda updates, _: jax.tree_util.tree_map(
             lambda u, m: u * jnp.asarray(m, u.dtype), updates, mults)))
+    if config.schedule == "plateau":
+        tx = optax.chain(tx, plateau_transform(config, steps_per_epoch, total_steps))
     radii = filter_radii(params, tuple(config.get("filter_rms_radius") or ()))
     if radii is not None:
         # Frozen filters stay as they are.

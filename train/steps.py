@@ -166,6 +166,7 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, num_classes: i
     if axis_name is not None:
         grads = jax.lax.pmean(grads, axis_name)
         metrics = jax.lax.pmean(metrics, axis_name)
+    extra = {}
     if optim.wants_curvature(state.opt_state):
         # SDLM (LeNet-5): the optimiser scales by the batch's diagonal Gauss-Newton curvature of
         # the deterministic network (no dropout, BatchNorm in inference mode).
@@ -175,8 +176,11 @@ def train_step(state: TrainState, batch: dict, rng: jax.Array, *, num_classes: i
         curvature = optim.gauss_newton_diag(logits_fn, state.params, images)
         if axis_name is not None:
             curvature = jax.lax.pmean(curvature, axis_name)
-        updates, opt_state = state.tx.update(grads, state.opt_state, state.params, curvature=curvature,
-                                             curvature_samples=images.shape[0])
+        extra.update(curvature=curvature, curvature_samples=images.shape[0])
+    if optim.wants_value(state.opt_state):
+        extra["value"] = metrics["loss"]  # "plateau": the replicas' mean, the same everywhere
+    if extra:
+        updates, opt_state = state.tx.update(grads, state.opt_state, state.params, **extra)
         new_state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                                   opt_state=opt_state, batch_stats=new_stats)
     else:

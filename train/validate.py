@@ -15,7 +15,7 @@ from typing import Any
 import flaxnets
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw", "sdlm")
-SCHEDULES = ("cosine", "linear", "poly", "step", "exponential", "constant")
+SCHEDULES = ("cosine", "linear", "poly", "step", "exponential", "constant", "plateau")
 TRAIN_CROPS = ("random_resized", "scale_jitter", "pad_crop", "center")
 EVAL_MODES = ("center", "10crop", "multiscale", "dense", "144crop", "multicrop150")
 COMBINE = "+"  # "dense+multicrop150": the softmax outputs of several modes averaged (VGG Table 5)
@@ -140,6 +140,10 @@ def schedule_and_augment_problems(config: Any) -> list[str]:
     for field in ("rmsprop_eps", "step_factor", "decay_rate", "decay_epochs", "poly_power"):
         within(field, 0.0, math.inf, lo_open=True)
     within("head_lr_mult", 0.0, math.inf)
+    within("plateau_patience", 0.0, math.inf, lo_open=True)
+    drops = _number(config.get("plateau_drops"))
+    need(drops is not None and drops.is_integer() and drops >= 0,
+         f"plateau_drops={config.get('plateau_drops')!r} must be an integer >= 0")
     if config.get("depthwise_weight_decay") is not None:
         within("depthwise_weight_decay", 0.0, math.inf)
     steps_at = [_number(e) for e in tuple(config.get("step_epochs") or ())]

@@ -46,10 +46,14 @@ def get_config() -> ml_collections.ConfigDict:
     c.filter_rms_radius = ()
 
     # Schedule.
-    c.schedule = "cosine"  # "cosine" | "linear" | "poly" | "step" | "exponential" | "constant"
+    c.schedule = "cosine"  # "cosine" | "linear" | "poly" | "step" | "exponential" | "constant" | "plateau"
     c.warmup_epochs = 0.0
     c.step_epochs = (30.0, 60.0, 80.0)  # "step": epochs (or fractions ≤ 1 of num_epochs)
-    c.step_factor = 0.1
+    c.step_factor = 0.1  # "step" and "plateau": lr × step_factor at each drop
+    # "plateau": drop when the epoch's mean training loss has not improved for plateau_patience
+    # epochs (≤ 1: that fraction of the run), at most plateau_drops times (train.optim).
+    c.plateau_patience = 0.1
+    c.plateau_drops = 3
     c.decay_rate = 0.94  # "exponential": lr × decay_rate every decay_epochs
     c.decay_epochs = 2.0
     c.poly_power = 1.0  # "poly": peak·(1 − t/T)^poly_power after warmup (1 → "linear")

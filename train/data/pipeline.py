@@ -279,6 +279,7 @@ def eval_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channels
     if mode == "full" and not size:
         raise ValueError('eval mode "full" needs size')
     ratio = default_crop_ratio(config, info) if crop_ratio is None else crop_ratio
+    mirror = bool(_get(config, "random_flip", True))  # no test-time flips where training has none
 
     def fn(ex):
         img = pp.convert_channels(pp.decode(ex["image"], info.channels), channels)
@@ -287,8 +288,8 @@ def eval_example_fn(config: Any, info: DatasetInfo, *, image_size: int, channels
             img.set_shape([image_size, image_size, channels])
         elif mode == "10crop":
             side = max(image_size, int(round(image_size / ratio)))
-            img = pp.ten_crop(pp.resize_shorter(img, side), image_size)
-            img.set_shape([10, image_size, image_size, channels])
+            img = pp.ten_crop(pp.resize_shorter(img, side), image_size, mirror)
+            img.set_shape([10 if mirror else 5, image_size, image_size, channels])
         else:
             img = pp.resize_center_crop(img, size, 1.0)
             img.set_shape([size, size, channels])
@@ -307,7 +308,8 @@ def eval_iterator(config: Any, info: DatasetInfo, *, image_size: int, channels: 
 
     Yields ``{"image", "label" int32 (b,), "mask" float32 (b,)}`` (mask 0 on padding); image
     (normalised float32, or uint8 pixels when ``normalize`` is False) is ``(b, H, W, C)`` for
-    "center" and "full" (``size``×``size``), ``(b, 10, H, W, C)`` for "10crop". Every process
+    "center" and "full" (``size``×``size``), ``(b, 10, H, W, C)`` for "10crop" (``(b, 5, …)``
+    without ``random_flip``: no mirrored crops). Every process
     yields the same number of batches (needed for collective evaluation steps):
     ``ceil(ceil(num_eval / process_count) / b)``.
     """
@@ -316,7 +318,7 @@ def eval_iterator(config: Any, info: DatasetInfo, *, image_size: int, channels: 
     root = data_dir if data_dir is not None else info.data_dir
     ratio = default_crop_ratio(config, info) if crop_ratio is None else crop_ratio
     key = (info.name, root, info.eval_split, pi, pc, local_b, image_size, channels, tuple(mean), tuple(std), mode,
-           size, ratio, normalize)
+           size, ratio, normalize, bool(_get(config, "random_flip", True)))
     ds = _EVAL_DATASETS.get(key)
     if ds is None:
         builder = get_builder(info.name, root)
@@ -380,6 +382,8 @@ def eval_crop_stream(config: Any, info: DatasetInfo, *, mode: str, sides: Sequen
     if max_examples is not None:
         shard, n, per_process = shard.take(max_examples), min(n, max_examples), min(per_process, max_examples)
     per_side_fn, per_side = pp.MULTI_SCALE_CROPS[mode]
+    mirror = bool(_get(config, "random_flip", True))  # no test-time flips where training has none
+    per_side = per_side if mirror else per_side // 2
     k = per_side * len(sides)
     num_chunks = math.ceil(per_process * k / chunk_size)
     sides_t = tf.constant([int(s) for s in sides], tf.int32)
@@ -390,7 +394,7 @@ def eval_crop_stream(config: Any, info: DatasetInfo, *, mode: str, sides: Sequen
 
     def crops(i, img, label):
         def one_side(side):
-            out = per_side_fn(pp.resize_shorter(img, side), image_size)
+            out = per_side_fn(pp.resize_shorter(img, side), image_size, mirror=mirror)
             out.set_shape([per_side, image_size, image_size, channels])
             return pp.normalize(out, mean, std)
 

@@ -229,16 +229,23 @@ def normalize(img: tf.Tensor, mean, std) -> tf.Tensor:
     return (img - channel_stats(mean, channels)) / channel_stats(std, channels)
 
 
-def ten_crop(img: tf.Tensor, size: int) -> tf.Tensor:
+def with_mirrors(crops: tf.Tensor, mirror: bool = True) -> tf.Tensor:
+    """``crops`` then the same crops flipped left–right; ``crops`` alone when ``mirror`` is
+    False (datasets whose mirrored images are other classes, e.g. digits: the trainer's
+    ``random_flip`` is off there, and test-time flips would average in glyphs it never saw)."""
+    return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0) if mirror else crops
+
+
+def ten_crop(img: tf.Tensor, size: int, mirror: bool = True) -> tf.Tensor:
     """AlexNet 10-crop: the four corner and the central ``size`` crops, then each flipped:
-    ``(10, size, size, C)`` in the order TL, TR, BL, BR, centre, then the same flipped."""
+    ``(10, size, size, C)`` in the order TL, TR, BL, BR, centre, then the same flipped
+    (``(5, …)``, unflipped, when ``mirror`` is False)."""
     shape = tf.shape(img)
     h, w = shape[0], shape[1]
     crops = [crop(img, 0, 0, size, size), crop(img, 0, w - size, size, size),
              crop(img, h - size, 0, size, size), crop(img, h - size, w - size, size, size),
              center_crop(img, size)]
-    crops = tf.stack(crops)
-    return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
+    return with_mirrors(tf.stack(crops), mirror)
 
 
 # GoogLeNet's 144-crop test (Szegedy et al. 2015, Sec. 7): shorter side resized to 256, 288,
@@ -256,12 +263,13 @@ def scaled_sides(sides: Sequence[int], size: int, reference: int = CROP_REFERENC
     return tuple(max(int(size), int(round(s * size / reference))) for s in sides)
 
 
-def square_crops(img: tf.Tensor, size: int) -> tf.Tensor:
+def square_crops(img: tf.Tensor, size: int, mirror: bool = True) -> tf.Tensor:
     """GoogLeNet's 36 crops of one resized image: its left, centre and right squares (top, centre
     and bottom for a portrait image; side = the shorter side); from each square the four corner
     and the central ``size`` crops and the whole square resized to ``size``, then those six
     mirrored. ``(36, size, size, C)`` ordered by square, then TL, TR, BL, BR, centre, whole,
-    then the same six flipped left–right. The centre square and crop start at ``(L − l) // 2``."""
+    then the same six flipped left–right (not when ``mirror`` is False: ``(18, …)``). The centre
+    square and crop start at ``(L − l) // 2``."""
     shape = tf.shape(img)
     h, w = shape[0], shape[1]
     side = tf.minimum(h, w)
@@ -274,14 +282,14 @@ def square_crops(img: tf.Tensor, size: int) -> tf.Tensor:
         six = [crop(square, 0, 0, size, size), crop(square, 0, far, size, size),
                crop(square, far, 0, size, size), crop(square, far, far, size, size),
                crop(square, far // 2, far // 2, size, size), resize(square, size, size)]
-        six = tf.stack(six)
-        out += [six, tf.reverse(six, axis=[2])]
+        out.append(with_mirrors(tf.stack(six), mirror))
     return tf.concat(out, axis=0)
 
 
-def grid_crops(img: tf.Tensor, size: int, grid: int = VGG_GRID) -> tf.Tensor:
+def grid_crops(img: tf.Tensor, size: int, grid: int = VGG_GRID, mirror: bool = True) -> tf.Tensor:
     """VGG's multi-crop at one scale: a ``grid``×``grid`` regular grid of ``size`` crops spanning
-    the image, then each flipped: ``(2·grid², size, size, C)``, row-major, the flipped ones last.
+    the image, then each flipped: ``(2·grid², size, size, C)``, row-major, the flipped ones last
+    (``(grid², …)`` when ``mirror`` is False).
     Crop ``i`` along an axis of length ``L`` starts at ``i·(L − size)/(grid − 1)`` rounded to
     the nearest pixel (halves up)."""
     shape = tf.shape(img)
@@ -291,17 +299,18 @@ def grid_crops(img: tf.Tensor, size: int, grid: int = VGG_GRID) -> tf.Tensor:
         return [(2 * i * (length - size) + grid - 1) // (2 * (grid - 1)) for i in range(grid)]
 
     crops = tf.stack([crop(img, top, left, size, size) for top in starts(h) for left in starts(w)])
-    return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
+    return with_mirrors(crops, mirror)
 
 
-# name: (crops of one resized image, how many)
+# name: (crops of one resized image, how many with their mirrors)
 MULTI_SCALE_CROPS = {"144crop": (square_crops, 36), "multicrop150": (grid_crops, 2 * VGG_GRID ** 2)}
 
 
-def multi_scale_crops(img: tf.Tensor, size: int, sides: Sequence[int], mode: str) -> tf.Tensor:
+def multi_scale_crops(img: tf.Tensor, size: int, sides: Sequence[int], mode: str,
+                      mirror: bool = True) -> tf.Tensor:
     """All crops of ``mode`` ("144crop" or "multicrop150") of ``img``: for each shorter side in
     ``sides`` (each ≥ ``size``) the image is resized (:func:`resize_shorter`) and cropped;
     ``(len(sides) · per-scale count, size, size, C)``. The eval pipeline streams the same crops
     one scale at a time instead (:func:`train.data.pipeline.eval_crop_stream`)."""
     fn, _ = MULTI_SCALE_CROPS[mode]
-    return tf.concat([fn(resize_shorter(img, side), size) for side in sides], axis=0)
+    return tf.concat([fn(resize_shorter(img, side), size, mirror=mirror) for side in sides], axis=0)
