@@ -21,6 +21,7 @@ from PIL import Image
 
 from train import evaluate, loop, progress, validate
 from train.configs.default import get_config
+from train.configs.recipes import recipe_for
 from train.data import preprocess as pp
 
 ROOT = pathlib.Path(__file__).parent.parent
@@ -130,6 +131,13 @@ def test_multicrop_scales_follow_vgg() -> None:
     assert sides(scale_jitter_range=(384, 384)) == (352, 384, 416)
     assert sides(train_crop="random_resized") == (224, 256, 288)  # S = 224 / 0.875
     assert sides(multiscale_sizes=(300, 400, 500)) == (300, 400, 500)
+    # The recipes: Q derived from their training scales, as Sec. 4.2, and never below the input
+    # (a 32-pixel vgg11 on digits was tested at 5 px with an unscaled S − 32: NaN loss).
+    for arch, at224, at32 in (("vgg19", (256, 384, 512), (37, 55, 73)), ("vgg11", (224, 256, 288), (32, 37, 42))):
+        recipe = recipe_for(arch)
+        fields = {k: recipe[k] for k in ("train_crop", "scale_jitter_range")}
+        assert sides(**fields) == at224 and sides(32, **fields) == at32, arch
+    assert sides(32, train_crop="random_resized") == (32, 37, 42)
 
 
 def test_crop_stream_is_chunked_and_complete() -> None:

@@ -70,7 +70,6 @@ from train import loop, parallel, progress, steps, validate
 FIELDS = ("source", "arch", "dataset", "mode", "top1", "top5", "loss", "count")
 ENSEMBLE_FIELDS = ("eval_modes", "eval_batch_size", "steps_per_eval")  # the same for every member
 CROP_MODES = ("144crop", "multicrop150")
-_FIXED_S_STEP = 32  # VGG Sec. 4.2: Q = {S − 32, S, S + 32} for 224 crops
 
 
 @dataclasses.dataclass
@@ -130,20 +129,9 @@ def crop_sides(run: loop.Run, mode: str) -> tuple[int, ...]:
     """Shorter sides the ``mode`` ("144crop", "multicrop150") crops are taken at (module docstring)."""
     from train.data import preprocess as pp
 
-    size, config = run.image_size, run.config
     if mode == "144crop":
-        return pp.scaled_sides(pp.GOOGLENET_SIDES, size)
-    if config.multiscale_sizes:
-        return tuple(max(size, int(q)) for q in config.multiscale_sizes)
-    if config.train_crop == "scale_jitter":
-        smin, smax = pp.scaled_sides(tuple(config.scale_jitter_range), size)
-        if smin < smax:
-            return (smin, int(round((smin + smax) / 2)), smax)
-        s = smin
-    else:
-        s = loop.eval_scale(run)
-    step = int(round(_FIXED_S_STEP * size / pp.CROP_REFERENCE))
-    return tuple(max(size, q) for q in (s - step, s, s + step))
+        return pp.scaled_sides(pp.GOOGLENET_SIDES, run.image_size)
+    return tuple(loop.multiscale_sizes(run))
 
 
 def _crop_outputs(run: loop.Run, mode: str, label: str) -> Outputs:

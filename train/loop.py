@@ -619,6 +619,9 @@ def export_weights(run: Run) -> str:
     return path
 
 
+FIXED_S_STEP = 32  # VGG Sec. 4.2: Q = {S − 32, S, S + 32} for 224 crops
+
+
 def eval_scale(run: Run) -> int:
     """The shorter side the eval crop is taken from (``image_size / eval_crop_ratio``): VGG's
     S of the dense and multi-scale modes."""
@@ -626,10 +629,27 @@ def eval_scale(run: Run) -> int:
 
 
 def multiscale_sizes(run: Run) -> list[int]:
-    """Test scales Q of the "multiscale" mode: ``config.multiscale_sizes``, else {S − 32, S, S + 32}
-    (VGG Sec. 4.2, models trained at a fixed S)."""
-    scale = eval_scale(run)
-    return [int(s) for s in run.config.multiscale_sizes] or [scale - 32, scale, scale + 32]
+    """Test scales Q (shorter sides) of the "multiscale" and "multicrop150" modes:
+    ``config.multiscale_sizes`` when set, else VGG Sec. 4.2's rule, scaled with
+    ``image_size / 224`` like the training crops: {S_min, ½(S_min + S_max), S_max} for a model
+    trained with scale jittering S ∈ [S_min, S_max] (Table 5: 256, 384, 512), {S − 32, S, S + 32}
+    for a fixed S (``scale_jitter_range`` with S_min = S_max; otherwise S is the eval resize side
+    :func:`eval_scale`). Never below ``image_size``: a 32-pixel VGG at S − 32 unscaled was
+    tested at 5×5 pixels, where its pools leave nothing (NaN loss)."""
+    from train.data import preprocess as pp
+
+    size, config = run.image_size, run.config
+    if config.multiscale_sizes:
+        return [max(size, int(q)) for q in config.multiscale_sizes]
+    if config.train_crop == "scale_jitter":
+        smin, smax = pp.scaled_sides(tuple(config.scale_jitter_range), size)
+        if smin < smax:
+            return [smin, int(round((smin + smax) / 2)), smax]
+        s = smin
+    else:
+        s = eval_scale(run)
+    step = int(round(FIXED_S_STEP * size / pp.CROP_REFERENCE))
+    return [max(size, q) for q in (s - step, s, s + step)]
 
 
 def dense_model(run: Run) -> Any:

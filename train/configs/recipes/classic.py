@@ -96,12 +96,11 @@ RECIPES = {
     "vgg*": dict(optimizer="sgd", learning_rate=0.01, lr_batch_denom=256, batch_size=256,
                  momentum=0.9, weight_decay=5e-4, num_epochs=74.0, schedule="plateau",
                  plateau_drops=3, step_factor=0.1, train_crop="scale_jitter",
-                 scale_jitter_range=(256, 512), random_flip=True, multiscale_sizes=(256, 384, 512),
-                 eval_modes=("center", "multiscale", "dense")),
-    # A, A-LRN, B: fixed S = 256 (Table 3); no multiscale_sizes → the trainer's Q = {S − 32, S,
-    # S + 32} with S = the eval scale (Sec. 4.2; train.loop.multiscale_sizes).
-    "vgg11*": dict(scale_jitter_range=(256, 256), multiscale_sizes=()),
-    "vgg13*": dict(scale_jitter_range=(256, 256), multiscale_sizes=()),
+                 scale_jitter_range=(256, 512), random_flip=True, eval_modes=("center", "multiscale", "dense")),
+    # Q follows the training scales (Sec. 4.2; train.loop.multiscale_sizes): {256, 384, 512} for
+    # S ∈ [256, 512]; A, A-LRN, B: fixed S = 256 (Table 3) → {224, 256, 288}.
+    "vgg11*": dict(scale_jitter_range=(256, 256)),
+    "vgg13*": dict(scale_jitter_range=(256, 256)),
     "nin_cifar10": dict(optimizer="sgd", learning_rate=0.1, lr_batch_denom=128, batch_size=128,
                         momentum=0.9, weight_decay=5e-4, schedule="plateau", plateau_drops=2,
                         step_factor=0.1, train_crop="center", random_flip=False,
