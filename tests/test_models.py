@@ -1,10 +1,11 @@
 """Registry-wide tests, parametrized over every registered model.
 
 Shapes, parameter counts and the anatomy (pooled features, classifier paths, feature maps)
-use ``jax.eval_shape`` (no compilation). The behavioural test
-compiles two small functions per model, train and eval, at the smallest input the architecture
-allows, and checks: logits shape and finiteness, a non-zero gradient for every parameter (auxiliary
-heads included, through their losses), batch statistics that move in train mode and stay
+use ``jax.eval_shape`` (no compilation). The behavioural test compiles two small functions per
+structure group (``tests/structure_groups.py``: models that differ only in depth or width run
+the same code; the anatomy test pins each model's group), train and eval, at the smallest input
+the architecture allows, and checks: logits shape and finiteness, a non-zero gradient for every
+parameter (auxiliary heads included, through their losses), batch statistics that move in train mode and stay
 put in eval mode, and bfloat16 compute with float32 params and statistics.
 """
 
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import structure_groups
 from flax import traverse_util
 
 import flaxnets
@@ -28,19 +30,23 @@ from flaxnets.summary import count_params
 
 ALL = flaxnets.list_models()
 
-# Models whose train-step compilation does not fit a 2-core, 24 GB CI machine; the same
-# modules run this test through shallower registered siblings. FLAXNETS_HEAVY_TESTS=1
-# (e.g. on an accelerator host) runs them too.
+# Models whose train-step compilation does not fit a 2-core, 24 GB CI machine (with
+# FLAXNETS_HEAVY_TESTS=1, which runs the behaviour test for every model, e.g. on an accelerator host).
 _HEAVY = {
     "resnet1202": "XLA CPU compile of the 1202-layer train step took >15 min and >18 GB; "
                   "resnet20…110 are the same module",
 }
+STRUCTURE = structure_groups.load()
 
 
 def _behaviour_params():
-    heavy_ok = os.environ.get("FLAXNETS_HEAVY_TESTS") == "1"
-    return [pytest.param(n, marks=[pytest.mark.skip(reason=_HEAVY[n])] if n in _HEAVY and not heavy_ok else [])
-            for n in ALL]
+    """One model per structure group (every model with FLAXNETS_HEAVY_TESTS=1): a deeper or
+    wider sibling compiles the same modules for longer (densenet264 93 s against densenet121's
+    ~20 s) and can only fail where the group's member fails."""
+    if os.environ.get("FLAXNETS_HEAVY_TESTS") == "1":
+        return ALL
+    names = structure_groups.representatives(STRUCTURE, lambda n: flaxnets.model_info(n).family)
+    return [pytest.param(n, marks=[pytest.mark.skip(reason=_HEAVY[n])] if n in _HEAVY else []) for n in names]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -87,8 +93,12 @@ def test_param_count_and_anatomy(name: str) -> None:
     h, w, c = info.input_size
     key = jax.random.PRNGKey(0)
     model_bf16 = flaxnets.create_model(name, dtype=jnp.bfloat16)
-    out, variables = jax.eval_shape(_native(lambda: model_bf16.init_with_output(key, jnp.zeros((3, h, w, c)))))
+    init, calls = structure_groups.recorded(lambda: model_bf16.init_with_output(key, jnp.zeros((3, h, w, c))))
+    out, variables = jax.eval_shape(_native(init))
     assert out.shape == (3, model_bf16.num_classes)
+    # Its structure group (which sibling's behaviour test covers it): `python tests/structure_groups.py`.
+    assert [calls.signature(), len(jax.tree_util.tree_leaves(variables["params"]))] == STRUCTURE[name], (
+        "module structure changed: refresh tests/structure_groups.json (python tests/structure_groups.py)")
     assert count_params(variables["params"]) == info.params
     for leaf in jax.tree_util.tree_leaves(variables):  # params and BN stats stay float32
         assert leaf.dtype == jnp.float32
