@@ -1,13 +1,15 @@
 """Structure signatures: which registered models run the same code, differing only in sizes.
 
 A model's signature is the set of its module calls, each as (module class, method, every
-field but its name whose kind differs from its default's, numbers reduced to 0 / 1 / many / negative, sequences to the set of their
-members' kinds), hashed. Depth, width, growth rate and group counts above one vanish; a
-module or option that only some variants have (a bottleneck, grouped convs, SE gates, a
-bias, an activation) does not. ``tests/test_models.py`` checks every model's signature
-against ``structure_groups.json`` in the trace it makes anyway, and compiles the train/eval
-behaviour test once per group (its member with the fewest parameter tensors): a depth or
-width variant adds compile time there but no code.
+field but its name whose kind differs from its default's; the kind of a number is 0 / 1 /
+many / negative, of a sequence the set of its members' kinds), hashed. Depth, width, growth
+rate and group counts above one vanish; a module or option that only some variants have (a
+bottleneck, grouped convs, SE gates, a bias, an activation) does not.
+``tests/test_models.py`` checks every model's signature against ``structure_groups.json`` in
+the trace it makes anyway, and compiles the train/eval behaviour test once per group (its
+member with the fewest parameter tensors): a depth or width variant adds compile time there
+but no code. ``tests/test_parity.py`` compares every twin at its odd extra size and one twin
+per group at the default size too.
 
 Refresh after a model change: ``python tests/structure_groups.py`` (writes the JSON).
 """

@@ -426,7 +426,7 @@ def test_zfnet_filter_renormalisation() -> None:
     grads["conv2"]["kernel"] = -jnp.asarray(conv2, jnp.float32) * 500.0  # lr 0.01 → ×6 = RMS 0.3
     cfg.batch_size, cfg.weight_decay, cfg.momentum = 128, 0.0, 0.0
     tx, _ = optim.make_optimizer(cfg, params, steps_per_epoch=10, total_steps=100)
-    updates, _ = tx.update(grads, tx.init(params), params)
+    updates, _ = tx.update(grads, tx.init(params), params, value=jnp.asarray(1.0))  # its plateau schedule
     new = optax.apply_updates(params, updates)
     rms = lambda k: np.sqrt(np.mean(np.asarray(k) ** 2, axis=(0, 1, 2)))
     np.testing.assert_allclose(rms(new["conv1"]["kernel"]), [5.76, 1.0], rtol=1e-5)

@@ -276,8 +276,10 @@ def test_modes_average_per_example(runs: list) -> None:
     """"center+10crop" is the per-example mean of the two modes' softmax outputs."""
     (run0, _), _ = runs
     cfg = _digits_config(0)
-    cfg.steps_per_eval, cfg.eval_batch_size = 2, 32
-    run, _ = evaluate.open_run(cfg, evaluate.Member(str(run0), workdir=True), {"steps_per_eval", "eval_batch_size"})
+    # Mirrored crops (off by default on digits, whose 10 crops are then 5 copies of the whole image).
+    cfg.steps_per_eval, cfg.eval_batch_size, cfg.random_flip = 2, 32, True
+    run, _ = evaluate.open_run(cfg, evaluate.Member(str(run0), workdir=True),
+                               {"steps_per_eval", "eval_batch_size", "random_flip"})
     try:
         center, ten = evaluate.mode_outputs(run, "center"), evaluate.mode_outputs(run, "10crop")
         both = evaluate.mode_outputs(run, "center+10crop")
