@@ -72,12 +72,6 @@ def test_drop_connect_only_in_training() -> None:
     model = flaxnets.create_model("efficientnet_b0", num_classes=5, drop_path_rate=0.9, drop_rate=0.0)
     x = jnp.asarray(np.random.default_rng(0).standard_normal((4, 32, 32, 3)), jnp.float32)
     variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)  # eager init/apply dispatch op by op: slow
-    # The classifier is uniform(±1/√num_classes) as in torchvision and the TF reference (1,280
-    # features: PyTorch's fan-in default would be ±0.028).
-    head = np.asarray(variables["params"]["classifier.1"]["kernel"])
-    bound = 1 / math.sqrt(5)
-    assert head.shape == (1280, 5) and np.abs(head).max() <= bound and np.abs(head).max() > 0.95 * bound
-    assert abs(float(head.std()) - bound / math.sqrt(3)) < 0.05 * bound
 
     @jax.jit
     def run(key):

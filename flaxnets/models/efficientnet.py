@@ -53,14 +53,6 @@ B0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
 )
 
 
-# The classifier's init: uniform(±1/√num_classes), i.e. variance scaling 1/3 over the fan-out
-# (tensorflow/tpu models/official/efficientnet/efficientnet_model.py: dense_kernel_initializer;
-# torchvision/models/efficientnet.py: ``init_range = 1.0 / math.sqrt(m.out_features)``), not
-# PyTorch's Linear default over the fan-in: for 1,000 classes ±0.032 against ±0.028 (1,280
-# features), for 10 classes ±0.32.
-CLASSIFIER_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_out", "uniform")
-
-
 def round_filters(channels: int, width_mult: float) -> int:
     """Width scaling: ``channels · w`` rounded to a multiple of 8 (not >10 % below)."""
     return layers.make_divisible(channels * width_mult, 8)
@@ -171,8 +163,7 @@ class EfficientNet(nn.Module):
         head = 4 * round_filters(self.stages[-1][4], self.width_mult)
         x = layers.ConvBNAct(head, 1, conv=conv, norm=norm, act=act, conv_name="0", norm_name="1",
                              name=f"features.{len(self.stages) + 1}")(x)
-        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="classifier.1",
-                                      kernel_init=CLASSIFIER_INIT)
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="classifier.1")
 
 
 def efficientnet_anatomy(width_mult: float = 1.0,
