@@ -163,7 +163,7 @@ class EfficientNet(nn.Module):
         head = 4 * round_filters(self.stages[-1][4], self.width_mult)
         x = layers.ConvBNAct(head, 1, conv=conv, norm=norm, act=act, conv_name="0", norm_name="1",
                              name=f"features.{len(self.stages) + 1}")(x)
-        # The classifier keeps the layers default (PyTorch Linear's uniform ±1/√fan_in), not the
+        # The classifier keeps the layers' default (PyTorch Linear's uniform ±1/√fan_in), not the
         # references' uniform(±1/√num_classes) (torchvision efficientnet.py; tensorflow/tpu
         # efficientnet_model.py dense_kernel_initializer). The two agree within 13 % for 1,000
         # classes (±0.028 vs ±0.032); for 10 classes the references' is 10× larger, and with it
