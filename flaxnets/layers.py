@@ -226,8 +226,9 @@ def _current_conv_impl() -> str:
 
 @contextlib.contextmanager
 def conv_impl(impl: str) -> Iterator[None]:
-    """Force the convolution formulation while tracing: ``auto`` (per platform), ``native``
-    (``lax.conv_general_dilated`` everywhere) or ``cpu`` (the CPU formulations everywhere).
+    """Force the convolution (and max-pool gradient) formulation while tracing: ``auto`` (per
+    platform), ``native`` (``lax.conv_general_dilated`` / ``reduce_window`` everywhere) or
+    ``cpu`` (the CPU formulations everywhere).
 
     Read at trace time (jitted functions already traced keep theirs); the environment
     variable ``FLAXNETS_CONV`` sets the default. Used by the tests to cover both paths.
@@ -550,10 +551,65 @@ def _pool_pads(size: int, k: int, s: int, p: int, ceil_mode: bool) -> tuple[int,
     return (p, right)
 
 
+def _max_pool_native(x: Array, kernel: int, stride: int, pads: tuple[tuple[int, int], ...]) -> Array:
+    return nn.max_pool(x, (kernel, kernel), (stride, stride), padding=pads)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def _max_pool_cpu(x: Array, kernel: int, stride: int, pads: tuple[tuple[int, int], ...]) -> Array:
+    """Max pool whose gradient is written out. XLA:CPU differentiates ``reduce_window`` max
+    into ``select_and_scatter``, 3-10× slower than the same gradient as k×k masked, strided
+    pads (BENCHMARKS.md "Max-pool backward"). Each output's gradient goes to the first
+    maximum of its window in row-major order, as PyTorch and ``select_and_scatter`` do, so
+    gradients are bit-identical to the native path's."""
+    return _max_pool_native(x, kernel, stride, pads)
+
+
+def _max_pool_cpu_fwd(x, kernel, stride, pads):
+    y = _max_pool_native(x, kernel, stride, pads)
+    return y, (x, y)
+
+
+def _max_pool_cpu_bwd(kernel, stride, pads, res, dy):
+    x, y = res
+    xp = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
+    oh, ow = y.shape[1:3]
+    acc = jnp.promote_types(dy.dtype, jnp.float32)  # overlapping windows sum their shares
+    dy, zero = dy.astype(acc), jnp.zeros((), acc)
+    taken = jnp.zeros(y.shape, bool)
+    dx = jnp.zeros(xp.shape, acc)
+    for i in range(kernel):
+        for j in range(kernel):
+            end_h, end_w = i + stride * (oh - 1) + 1, j + stride * (ow - 1) + 1
+            v = jax.lax.slice(xp, (0, i, j, 0), (xp.shape[0], end_h, end_w, xp.shape[3]), (1, stride, stride, 1))
+            first = (v == y) & ~taken
+            taken = taken | first
+            dx = dx + jax.lax.pad(jnp.where(first, dy, zero), zero, (
+                (0, 0, 0), (i, xp.shape[1] - end_h, stride - 1), (j, xp.shape[2] - end_w, stride - 1), (0, 0, 0)))
+    (top, _), (left, _) = pads
+    return (dx[:, top:top + x.shape[1], left:left + x.shape[2]].astype(x.dtype),)
+
+
+_max_pool_cpu.defvjp(_max_pool_cpu_fwd, _max_pool_cpu_bwd)
+
+
+def max_pool_2d(x: Array, kernel: int, stride: int, pads: Sequence[tuple[int, int]]) -> Array:
+    """k×k max pool of an NHWC ``x`` with explicit (-inf) ``pads`` per spatial axis, its
+    gradient formulated per backend as the convolutions are (:func:`conv_impl` forces one)."""
+    pads = tuple((int(lo), int(hi)) for lo, hi in pads)
+    impl = _current_conv_impl()
+    if impl == "native":
+        return _max_pool_native(x, kernel, stride, pads)
+    if impl == "cpu":
+        return _max_pool_cpu(x, kernel, stride, pads)
+    return jax.lax.platform_dependent(x, cpu=lambda x: _max_pool_cpu(x, kernel, stride, pads),
+                                      default=lambda x: _max_pool_native(x, kernel, stride, pads))
+
+
 def max_pool(x: Array, kernel: int, stride: int, padding: int = 0, ceil_mode: bool = False) -> Array:
     """PyTorch ``MaxPool2d`` semantics (padding with -inf, optional ``ceil_mode``)."""
     pads = [_pool_pads(x.shape[i], kernel, stride, padding, ceil_mode) for i in (1, 2)]
-    return nn.max_pool(x, (kernel, kernel), (stride, stride), padding=pads)
+    return max_pool_2d(x, kernel, stride, pads)
 
 
 def avg_pool(

@@ -32,6 +32,38 @@ def test_pools_match_torch(size: int, k: int, s: int, p: int, ceil: bool) -> Non
         np.testing.assert_allclose(got, expected.numpy().transpose(0, 2, 3, 1), atol=1e-5)
 
 
+@pytest.mark.parametrize("size,k,s,p,ceil", [(13, 3, 2, 0, True), (15, 3, 2, 1, False), (9, 3, 1, 1, False),
+                                             (8, 2, 2, 0, False)])
+def test_max_pool_cpu_gradient_matches_native(size: int, k: int, s: int, p: int, ceil: bool) -> None:
+    """The CPU max pool's written-out gradient = reduce_window's (select_and_scatter), ties
+    included (integer inputs: many equal maxima), in float32 and bfloat16; the export for CPU
+    has no select_and_scatter, the one for CUDA keeps it."""
+    from jax import export
+
+    x = jnp.asarray(np.random.default_rng(0).integers(0, 3, (2, size, size + 2, 3)), jnp.float32)
+
+    def grads(impl: str):
+        def loss(x):  # a fresh function per path: jax caches traces by function, not by conv_impl
+            y = layers.max_pool(x, k, s, p, ceil_mode=ceil)
+            return (y * jnp.arange(y.size, dtype=y.dtype).reshape(y.shape) / y.size).sum()
+
+        with layers.conv_impl(impl):
+            return jax.jit(jax.grad(loss))(x), jax.jit(jax.grad(loss))(x.astype(jnp.bfloat16))
+
+    (g0, b0), (g1, b1) = grads("native"), grads("cpu")
+    assert float(jnp.abs(g0).sum()) > 0
+    # The same maxima receive the gradient (a tie sent elsewhere moves a whole output's share);
+    # where windows overlap, sums of several shares may differ in their last bit (order).
+    np.testing.assert_array_equal(np.asarray(g1) != 0, np.asarray(g0) != 0)
+    np.testing.assert_allclose(np.asarray(g1), np.asarray(g0), rtol=1e-6)
+    # bfloat16 (8-bit mantissa): the CPU path sums the shares in float32, the native one in bfloat16.
+    np.testing.assert_allclose(np.asarray(b1.astype(jnp.float32)), np.asarray(b0.astype(jnp.float32)), rtol=3e-2)
+    if (size, k) == (13, 3):
+        f = jax.jit(jax.grad(lambda x: layers.max_pool(x, k, s, p, ceil_mode=ceil).sum()))
+        assert "select_and_scatter" not in export.export(f, platforms=["cpu"])(x).mlir_module()
+        assert "select_and_scatter" in export.export(f, platforms=["cuda"])(x).mlir_module()
+
+
 @pytest.mark.parametrize("hw,out", [((13, 9), 6), ((14, 14), 7), ((5, 11), (3, 4)), ((1, 1), 7)])
 def test_adaptive_avg_pool_matches_torch(hw, out) -> None:
     torch = _torch()

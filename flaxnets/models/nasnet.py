@@ -69,7 +69,7 @@ def _pads(x: Array, kernel: int, stride: int) -> list[tuple[int, int]]:
 
 def max_pool_same(x: Array, kernel: int = 3, stride: int = 2) -> Array:
     """3×3 max pool with "SAME" padding (-inf padding)."""
-    return nn.max_pool(x, (kernel, kernel), (stride, stride), padding=_pads(x, kernel, stride))
+    return layers.max_pool_2d(x, kernel, stride, _pads(x, kernel, stride))
 
 
 def avg_pool_same(x: Array, kernel: int = 3, stride: int = 1) -> Array:
