@@ -4,7 +4,9 @@ Compiles the same SGD train step as ``bench.py`` (the trainer's XLA options for 
 runs it under ``jax.profiler`` and reads the trace back (``jax.profiler.ProfileData``): every
 executed HLO instruction's time, summed over threads and averaged over the steps, labelled
 forward or backward (``transpose(`` in its source path) and by the primitive at the end of its
-``op_name``; then the slowest single instructions with their source path.
+``op_name``; then the slowest single instructions with their source path. A ``custom_vjp``'s
+backward rule (the CPU depthwise conv's, the max pool's) keeps the forward's source path, so its
+ops count as ``fwd``; single runs on a shared machine vary by ±20 %.
 
     python benchmarks/profile_step.py shufflenet_v2_x1_0 --batch 16 --steps 3
 """
