@@ -558,10 +558,11 @@ def _max_pool_native(x: Array, kernel: int, stride: int, pads: tuple[tuple[int, 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
 def _max_pool_cpu(x: Array, kernel: int, stride: int, pads: tuple[tuple[int, int], ...]) -> Array:
     """Max pool whose gradient is written out. XLA:CPU differentiates ``reduce_window`` max
-    into ``select_and_scatter``, 3-10× slower than the same gradient as k×k masked, strided
+    into ``select_and_scatter``, 3-7× slower than the same gradient as k×k masked, strided
     pads (BENCHMARKS.md "Max-pool backward"). Each output's gradient goes to the first
     maximum of its window in row-major order, as PyTorch and ``select_and_scatter`` do, so
-    gradients are bit-identical to the native path's."""
+    the same inputs receive it as on the native path; where windows overlap, the sums of
+    several shares may differ in the last bit (another order, and ≥ fp32 for bfloat16)."""
     return _max_pool_native(x, kernel, stride, pads)
 
 
