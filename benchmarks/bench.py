@@ -60,6 +60,19 @@ def _current_rss_mb() -> float:
         return _peak_rss_mb()
 
 
+def sgd_train_step(model: Any, tx: Any) -> Callable[..., Any]:
+    """The timed train step: cross-entropy, ``tx`` update, BatchNorm statistics carried."""
+    def train_step(params, stats, opt_state, x, y):
+        def loss_fn(p):
+            logits, new = model.apply({"params": p, "batch_stats": stats}, x, train=True,
+                                      mutable=["batch_stats"], rngs={"dropout": jax.random.PRNGKey(0)})
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new
+        (loss, new), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), new.get("batch_stats", stats), opt_state, loss
+    return train_step
+
+
 def bench_jax(name: str, batch: int, size: int, steps: int, train: bool, dtype: str = "float32",
               model_kwargs: dict | None = None, ynn: str = "auto") -> dict:
     """Compile one jitted inference or SGD train step, then time ``steps`` runs of it.
@@ -74,15 +87,7 @@ def bench_jax(name: str, batch: int, size: int, steps: int, train: bool, dtype: 
     x = jnp.asarray(np.random.default_rng(0).standard_normal((batch, size, size, info.input_size[2])), jnp.float32)
     y = jnp.zeros((batch,), jnp.int32)
     tx = optax.sgd(0.01, momentum=0.9)
-
-    def train_step(params, stats, opt_state, x, y):
-        def loss_fn(p):
-            logits, new = model.apply({"params": p, "batch_stats": stats}, x, train=True,
-                                      mutable=["batch_stats"], rngs={"dropout": jax.random.PRNGKey(0)})
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new
-        (loss, new), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), new.get("batch_stats", stats), opt_state, loss
+    train_step = sgd_train_step(model, tx)
 
     def eval_step(variables, x):
         return model.apply(variables, x, train=False)

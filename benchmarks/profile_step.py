@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from bench import sgd_train_step  # benchmarks/ is the script's directory
 
 import flaxnets
 
@@ -36,16 +37,7 @@ def compiled_train_step(name: str, batch: int, size: int | None):
     x = jnp.asarray(np.random.default_rng(0).standard_normal((batch, size, size, info.input_size[2])), jnp.float32)
     y = jnp.zeros((batch,), jnp.int32)
     tx = optax.sgd(0.01, momentum=0.9)
-
-    def train_step(params, stats, opt_state, x, y):
-        def loss_fn(p):
-            logits, new = model.apply({"params": p, "batch_stats": stats}, x, train=True, mutable=["batch_stats"],
-                                      rngs={"dropout": jax.random.PRNGKey(0)})
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new
-        (loss, new), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), new.get("batch_stats", stats), opt_state, loss
-
+    train_step = sgd_train_step(model, tx)
     v = jax.jit(model.init)(jax.random.PRNGKey(0), x[:1])
     options = flaxnets.layers.train_compiler_options(name, "auto", jax.default_backend()) or None
     args = (v["params"], v.get("batch_stats", {}), tx.init(v["params"]), x, y)
