@@ -258,23 +258,30 @@ def test_cutout(photo):
         np.testing.assert_array_equal(out[~changed], photo[~changed])
 
 
-def test_imagenet_policy_table():
-    assert len(aa.IMAGENET_POLICY) == 25
-    for sub in aa.IMAGENET_POLICY:
-        assert len(sub) == 2
-        for name, prob, magnitude in sub:
-            assert name in aa.OPS and 0.0 <= prob <= 1.0
-            assert (magnitude is None) == (name in ("AutoContrast", "Equalize", "Invert"))
-            assert magnitude is None or 0 <= magnitude <= 9
+def test_policy_tables():
+    for policy in (aa.IMAGENET_POLICY, aa.SVHN_POLICY):
+        assert len(policy) == 25 and len(set(policy)) >= 23
+        for sub in policy:
+            assert len(sub) == 2
+            for name, prob, magnitude in sub:
+                assert name in aa.OPS and 0.0 <= prob <= 1.0
+                assert (magnitude is None) == (name in ("AutoContrast", "Equalize", "Invert"))
+                assert magnitude is None or 0 <= magnitude <= 9
     assert aa.IMAGENET_POLICY[0] == (("Posterize", 0.4, 8), ("Rotate", 0.6, 9))
+    assert aa.SVHN_POLICY[0] == (("ShearX", 0.9, 4), ("Invert", 0.2, None))
+    # The SVHN policy is geometric and histogram ops only: no colour op changes a digit's class cue.
+    assert {n for sub in aa.SVHN_POLICY for n, _, _ in sub} == {
+        "ShearX", "ShearY", "Invert", "Equalize", "Solarize", "Rotate", "AutoContrast", "Contrast",
+        "TranslateX", "TranslateY"}
+    assert aa.POLICIES == {"autoaugment": aa.IMAGENET_POLICY, "autoaugment_svhn": aa.SVHN_POLICY}
     assert len(aa.RANDAUGMENT_OPS) == 14 and set(aa.RANDAUGMENT_OPS) <= set(aa.OPS)
 
 
 def test_policies_in_tf_data_map(photo):
-    """Both policies run as tf.function graphs inside a tf.data map, deterministically per seed."""
+    """Every policy runs as a tf.function graph inside a tf.data map, deterministically per seed."""
     ds = tf.data.Dataset.from_tensors(tf.constant(photo)).repeat(12).enumerate()
 
-    for kind in ("autoaugment", "randaugment"):
+    for kind in ("autoaugment", "autoaugment_svhn", "randaugment"):
         mapped = ds.map(lambda i, x: aa.augment(x, kind, tf.stack([i, tf.constant(3, tf.int64)]), 2, 9),
                         num_parallel_calls=2, deterministic=True)
         outs = list(mapped.as_numpy_iterator())

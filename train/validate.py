@@ -19,7 +19,7 @@ SCHEDULES = ("cosine", "linear", "poly", "step", "exponential", "constant", "pla
 TRAIN_CROPS = ("random_resized", "scale_jitter", "pad_crop", "center")
 EVAL_MODES = ("center", "10crop", "multiscale", "dense", "144crop", "multicrop150")
 COMBINE = "+"  # "dense+multicrop150": the softmax outputs of several modes averaged (VGG Table 5)
-AUTO_AUGMENTS = ("", "autoaugment", "randaugment")
+AUTO_AUGMENTS = ("", "autoaugment", "autoaugment_svhn", "randaugment")
 PARALLEL = ("jit", "pmap")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 

@@ -74,7 +74,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.random_flip = True
     c.pca_lighting = 0.0  # AlexNet PCA lighting σ (0.1 in the paper); 0 → off
     c.color_jitter = 0.0  # photometric distortion strength; 0 → off
-    c.auto_augment = ""  # "" | "autoaugment" (ImageNet policy) | "randaugment"; after crop/flip
+    c.auto_augment = ""  # "" | "autoaugment" (ImageNet policy) | "autoaugment_svhn" | "randaugment"; after crop/flip
     c.randaugment_num_ops = 2  # RandAugment N
     c.randaugment_magnitude = 9.0  # RandAugment M on the 0–10 scale
     c.eval_crop_ratio = 0.875  # resize shorter side to size/ratio, centre crop

@@ -3,7 +3,10 @@
 * AutoAugment (Cubuk et al. 2019, "AutoAugment: Learning Augmentation Policies from Data"):
   :data:`IMAGENET_POLICY` is the ImageNet policy of the appendix (Table 9): 25 sub-policies
   of two ``(op, probability, magnitude)`` steps. Per image one sub-policy is drawn
-  uniformly and each of its steps is applied with its probability.
+  uniformly and each of its steps is applied with its probability. :data:`SVHN_POLICY` is the
+  policy the paper searched on reduced SVHN (its appendix's SVHN table), the policy for digits:
+  mostly shears, inversions and histogram ops, no flips ("horizontal flipping ... is an
+  effective data augmentation method on CIFAR10, but not on MNIST", Sec. 1).
 * RandAugment (Cubuk et al. 2020, "RandAugment", Sec. 3): ``num_ops`` operations drawn
   uniformly with replacement from the paper's 14 (:data:`RANDAUGMENT_OPS`, identity
   included), each applied with the same magnitude.
@@ -88,6 +91,37 @@ IMAGENET_POLICY: tuple[tuple[tuple[str, float, int | None], ...], ...] = (
     (("Invert", 0.6, None), ("Equalize", 1.0, None)),
     (("Color", 0.6, 4), ("Contrast", 1.0, 8)),
     (("Equalize", 0.8, None), ("Equalize", 0.6, None)),
+)
+
+# AutoAugment appendix, the policy found on reduced SVHN (25 sub-policies, same magnitude scale).
+# Transcribed from the paper's table as torchvision (transforms/autoaugment.py,
+# AutoAugmentPolicy.SVHN) lists it; not re-read from the PDF here.
+SVHN_POLICY: tuple[tuple[tuple[str, float, int | None], ...], ...] = (
+    (("ShearX", 0.9, 4), ("Invert", 0.2, None)),
+    (("ShearY", 0.9, 8), ("Invert", 0.7, None)),
+    (("Equalize", 0.6, None), ("Solarize", 0.6, 6)),
+    (("Invert", 0.9, None), ("Equalize", 0.6, None)),
+    (("Equalize", 0.6, None), ("Rotate", 0.9, 3)),
+    (("ShearX", 0.9, 4), ("AutoContrast", 0.8, None)),
+    (("ShearY", 0.9, 8), ("Invert", 0.4, None)),
+    (("ShearY", 0.9, 5), ("Solarize", 0.2, 6)),
+    (("Invert", 0.9, None), ("AutoContrast", 0.8, None)),
+    (("Equalize", 0.6, None), ("Rotate", 0.9, 3)),
+    (("ShearX", 0.9, 4), ("Solarize", 0.3, 3)),
+    (("ShearY", 0.8, 8), ("Invert", 0.7, None)),
+    (("Equalize", 0.9, None), ("TranslateY", 0.6, 6)),
+    (("Invert", 0.9, None), ("Equalize", 0.6, None)),
+    (("Contrast", 0.3, 3), ("Rotate", 0.8, 4)),
+    (("Invert", 0.8, None), ("TranslateY", 0.0, 2)),
+    (("ShearY", 0.7, 6), ("Solarize", 0.4, 8)),
+    (("Invert", 0.6, None), ("Rotate", 0.8, 4)),
+    (("ShearY", 0.3, 7), ("TranslateX", 0.9, 3)),
+    (("ShearX", 0.1, 6), ("Invert", 0.6, None)),
+    (("Solarize", 0.7, 2), ("TranslateY", 0.6, 7)),
+    (("ShearY", 0.8, 4), ("Invert", 0.8, None)),
+    (("ShearX", 0.7, 9), ("TranslateY", 0.8, 3)),
+    (("ShearY", 0.8, 5), ("AutoContrast", 0.7, None)),
+    (("ShearX", 0.7, 2), ("Invert", 0.1, None)),
 )
 
 # RandAugment Sec. 3: the 14 transformations it samples from.
@@ -416,13 +450,15 @@ def rand_augment(img: tf.Tensor, seed: tf.Tensor, num_ops: int = 2, magnitude: f
     return out
 
 
-AUGMENTATIONS = ("", "autoaugment", "randaugment")
+AUGMENTATIONS = ("", "autoaugment", "autoaugment_svhn", "randaugment")
+POLICIES = {"autoaugment": IMAGENET_POLICY, "autoaugment_svhn": SVHN_POLICY}
 
 
 def augment(img: tf.Tensor, kind: str, seed: tf.Tensor, num_ops: int = 2, magnitude: float = 9.0) -> tf.Tensor:
-    """``kind`` ``"autoaugment"`` (ImageNet policy), ``"randaugment"`` or ``""`` (unchanged)."""
-    if kind == "autoaugment":
-        return auto_augment(img, seed)
+    """``kind`` ``"autoaugment"`` (ImageNet policy), ``"autoaugment_svhn"`` (SVHN policy),
+    ``"randaugment"`` or ``""`` (unchanged)."""
+    if kind in POLICIES:
+        return auto_augment(img, seed, POLICIES[kind])
     if kind == "randaugment":
         return rand_augment(img, seed, num_ops, magnitude)
     if kind == "":
