@@ -88,6 +88,21 @@ def test_drop_connect_only_in_training() -> None:
     np.testing.assert_array_equal(plain_train(jax.random.PRNGKey(1)), plain_train(jax.random.PRNGKey(2)))
 
 
+def test_zero_init_last_zeroes_each_residual_projection_bn() -> None:
+    """``zero_init_last`` (the recipe's off-ImageNet init): the projection BN scale of each of
+    B0's 9 residual blocks (repeats 1,2,2,3,3,4,1 → 0+1+1+2+2+3+0) is 0, every other scale 1."""
+    model = flaxnets.create_model("efficientnet_b0", num_classes=5, zero_init_last=True)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    scales = {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(params)[0]
+              if jax.tree_util.keystr(p).endswith("['scale']")}
+    zero = {k for k, v in scales.items() if not v.any()}
+    assert len(zero) == 9 and all(np.all(v == 1) for k, v in scales.items() if k not in zero)
+    blocks = {k.split("'")[1] for k in zero}
+    assert blocks == {"features.2.1", "features.3.1", "features.4.1", "features.4.2", "features.5.1",
+                      "features.5.2", "features.6.1", "features.6.2", "features.6.3"}
+    assert all("['block.3']['1']" in k for k in zero)  # the 1×1 projection's BN (after expand, dw, SE)
+
+
 def test_recipe() -> None:
     from train.configs.recipes import recipe_for
 

@@ -271,6 +271,10 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     cfg, line = adapted("efficientnet_b0")  # BN momentum 0.01 (100 steps): 0.1, the shortest horizon allowed
     assert cfg.model_overrides.bn_momentum == 0.1 and "BN momentum 0.01→0.1" in line
     assert cfg.model_overrides.drop_path_rate == 0.2  # the other overrides kept
+    assert cfg.model_overrides.zero_init_last is True and "zero_init_last=True" in line  # off ImageNet only
+    assert "zero_init_last" not in adapted("efficientnet_b0", "imagenet2012", 1_281_167, 224)[0].model_overrides
+    assert adapted("efficientnet_b0", explicit=("model_overrides.zero_init_last",),
+                   model_overrides={"zero_init_last": False})[0].model_overrides.zero_init_last is False
     cfg, _ = adapted("efficientnet_b0", explicit=("model_overrides",), model_overrides={"bn_momentum": 0.01})
     assert cfg.model_overrides.bn_momentum == 0.01  # explicit: kept
     cfg, _ = adapted("efficientnet_b0", explicit=("model_overrides.bn_momentum",),

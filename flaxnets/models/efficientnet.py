@@ -74,11 +74,13 @@ class MBConv(nn.Module):
     norm: ModuleDef
     act: Callable = nn.silu
     drop_path: float = 0.0
+    zero_init_last: bool = False
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
         in_ch = x.shape[-1]
+        residual = self.strides == 1 and in_ch == self.features
         unit = functools.partial(layers.ConvBNAct, conv=self.conv, norm=self.norm, act=self.act,
                                  conv_name="0", norm_name="1")
         expanded = round_filters(in_ch, self.expand_ratio)
@@ -98,8 +100,11 @@ class MBConv(nn.Module):
                  name=f"block.{i}")(y)
         y = layers.SqueezeExcite(max(1, in_ch // 4), act=nn.silu, dtype=self.dtype,
                                  name=f"block.{i + 1}")(y)
-        y = unit(self.features, 1, act=None, name=f"block.{i + 2}")(y)
-        if self.strides == 1 and in_ch == self.features:
+        project_norm = self.norm
+        if residual and self.zero_init_last:
+            project_norm = functools.partial(self.norm, scale_init=nn.initializers.zeros)
+        y = unit(self.features, 1, norm=project_norm, act=None, name=f"block.{i + 2}")(y)
+        if residual:
             y = layers.DropPath(self.drop_path)(y, deterministic=not train)
             y = y + x
         return y
@@ -121,6 +126,10 @@ class EfficientNet(nn.Module):
         recipe via ``model_overrides``); the default is 0 so that a model built without
         overrides is deterministic apart from dropout, as in timm.
       bn_eps, bn_momentum: BatchNorm epsilon and PyTorch-style momentum.
+      zero_init_last: start the projection BatchNorm's scale of every residual block at 0
+        (Goyal et al. 2017 Sec. 5.1), so each block starts as the identity. Not in the
+        references (TF TPU code, torchvision and timm start it at 1; the default here); the
+        recipe sets it off its home dataset (train/configs/recipes/efficientnet.py).
       stages: the B0 stage table (expansion, kernel, stride, in, out, repeats).
 
     Feature maps (``features_only``): the last MBConv stage at each stride (torchvision
@@ -134,6 +143,7 @@ class EfficientNet(nn.Module):
     drop_path_rate: float = 0.0
     bn_eps: float = 1e-5
     bn_momentum: float = 0.1
+    zero_init_last: bool = False
     stages: Sequence[tuple[int, int, int, int, int, int]] = B0_STAGES
     num_classes: int = 1000
     dtype: Any = jnp.float32
@@ -155,7 +165,8 @@ class EfficientNet(nn.Module):
             for j in range(n):
                 x = MBConv(round_filters(out, self.width_mult), expand, k, stride if j == 0 else 1,
                            conv=conv, norm=norm, act=act,
-                           drop_path=self.drop_path_rate * idx / total, dtype=self.dtype,
+                           drop_path=self.drop_path_rate * idx / total, zero_init_last=self.zero_init_last,
+                           dtype=self.dtype,
                            name=f"features.{i + 1}.{j}")(x, train)
                 idx += 1
             if ends[i]:

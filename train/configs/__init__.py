@@ -14,6 +14,8 @@ regularisation, loss) and re-scales what belongs to the data:
   in the same proportion, so the run covers the recipe's whole schedule; a recipe's BatchNorm
   momentum keeps its averaging horizon in epochs; a warm-up keeps its number of updates, up to
   a tenth of the run;
+* model fields the recipe sets off its home data only (``adapted_model_overrides``:
+  EfficientNet's zero-γ; the recipe gives the measurement);
 * the classifier's rate, for an SGD recipe on fewer classes than its home dataset: ×C/C_home
   (``head_lr_mult``; ×10/1000 from ImageNet to the digits), the per-class step the recipe had
   (the derivation is at the rule in :func:`adapt_recipe`);
@@ -204,6 +206,12 @@ def adapt_recipe(config: ml_collections.ConfigDict, dataset: str, num_train: int
         momentum = min(BN_MOMENTUM_MAX, max(float(bn_momentum), float(bn_momentum) * old_spe / new_spe))
         config.model_overrides = dict(config.model_overrides, bn_momentum=momentum)
         changes.append(f"BN momentum {bn_momentum:g}→{momentum:.3g} (horizon in epochs, ≥ 10 steps)")
+    adapted = {k: v for k, v in dict(config.get("adapted_model_overrides") or {}).items()
+               if f"model_overrides.{k}" not in explicit}
+    if "adapted_model_overrides" in free and adapted:
+        # Model fields the recipe needs off its home data only (EfficientNet's zero-γ, its recipe says why).
+        config.model_overrides = dict(config.model_overrides, **adapted)
+        changes.append(", ".join(f"{k}={v}" for k, v in sorted(adapted.items())))
     home_classes = HOME_NUM_CLASSES[home]
     if (config.optimizer == "sgd" and 0 < num_classes < home_classes and "head_lr_mult" not in explicit
             and not config.get("init_from")):

@@ -18,6 +18,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.image_size = ml_collections.FieldReference(None, field_type=int)  # None → dataset/model
     c.num_classes = ml_collections.FieldReference(None, field_type=int)  # None → dataset
     c.model_overrides = ml_collections.ConfigDict()  # constructor fields, e.g. drop_rate
+    # Constructor fields a recipe sets only when it is adapted to a dataset other than its own
+    # (train/configs/__init__.py, adapt_recipe); explicit model_overrides.NAME still win.
+    c.adapted_model_overrides = ml_collections.ConfigDict()
     c.recipe = True  # apply the arch's paper recipe before command-line overrides
 
     # Batch and length.
