@@ -771,6 +771,7 @@ def fc_stack_head(
     hidden: Sequence[int] = (4096, 4096),
     dropout_first: bool = False,
     in_hw: tuple[int, int] | None = None,
+    kernel_init: Callable[..., Array] | None = None,
 ) -> Array:
     """The 2012–14 FC tail (AlexNet, ZFNet, VGG): flatten → [dense → ReLU] per ``hidden`` → classifier.
 
@@ -780,17 +781,20 @@ def fc_stack_head(
     before the classifier (torchvision's AlexNet). ``x`` is flattened in torch's C-H-W order;
     ``in_hw`` is the fixed map size FC6 was built for (checked). ``num_classes=0`` drops only
     the classifier and returns the last hidden layer's float32 output (timm's pre-logits).
+    ``kernel_init`` initialises every dense kernel (default: PyTorch Linear's uniform ±1/√fan_in).
     """
     if in_hw is not None and tuple(x.shape[1:3]) != tuple(in_hw):
         raise ValueError(f"FC6 needs a {in_hw[0]}×{in_hw[1]} input map, got {tuple(x.shape[1:3])}")
     x = flatten_nchw(x)
-    dense = make_dense(dtype)
+    init = {"kernel_init": kernel_init} if kernel_init is not None else {}
+    dense = make_dense(dtype, **init)
     for i, (width, name) in enumerate(zip(hidden, names, strict=False)):
         if i > 0 or dropout_first:
             x = nn.Dropout(drop_rate, deterministic=not train)(x)
         x = nn.relu(dense(width, name=name)(x))
     last_drop = 0.0 if dropout_first else drop_rate
-    return classifier_head(x, num_classes, last_drop, train, dtype, name=names[len(hidden)], pool=None)
+    return classifier_head(x, num_classes, last_drop, train, dtype, name=names[len(hidden)], pool=None,
+                           kernel_init=kernel_init)
 
 
 # --- SE-Inception (shared by googlenet.py, inception_v3.py, inception_v4.py) -----------------

@@ -245,6 +245,18 @@ def test_vgg11_lrn_has_lrn_after_first_conv() -> None:
     assert "features.2" in state["intermediates"] and "features.2" not in v["params"]
 
 
+def test_vgg_init_is_the_twins() -> None:
+    """torchvision's VGG init: every Linear N(0, 0.01²) with zero bias (FC6 included, whose
+    PyTorch default would be 2.7× smaller), convs He fan-out."""
+    model = flaxnets.create_model("vgg11", num_classes=10)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    for name in ("classifier.0", "classifier.3", "classifier.6"):
+        kernel = np.asarray(params[name]["kernel"])
+        assert abs(kernel.std() - 0.01) < 0.01 * 0.03, name  # PyTorch default: 0.0036 (FC6), 0.009 (FC7, FC8)
+        assert not np.asarray(params[name]["bias"]).any()
+    assert abs(np.asarray(params["features.0"]["kernel"]).std() - np.sqrt(2 / (9 * 64))) < 0.006
+
+
 def test_vgg_dense_evaluation() -> None:
     """Sec. 3.2: FCs as convs with the same parameters; at 224 it equals the plain net."""
     plain = flaxnets.create_model("vgg11", num_classes=5)

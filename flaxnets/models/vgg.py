@@ -32,6 +32,11 @@ from flaxnets import layers
 from flaxnets.registry import features, register_model
 
 PAPER = "Very Deep Convolutional Networks for Large-Scale Image Recognition"
+# FC6/FC7/FC8 kernels ~ N(0, 0.01²), biases 0, as the twin (torchvision models/vgg.py,
+# VGG._initialize_weights: nn.init.normal_(m.weight, 0, 0.01) for every nn.Linear). PyTorch's
+# Linear default, uniform ±1/√fan_in, is 2.7× smaller for FC6's 25,088 inputs
+# (docs/audits/init-2026-12.md item 11). The convs keep the twin's He fan-out.
+FC_INIT = nn.initializers.normal(0.01)
 
 # Table 1. int: 3×3 conv with that many channels; ("1x1", c): 1×1 conv (config C);
 # "LRN": local response normalisation (A-LRN); "M": 2×2/2 max pool.
@@ -96,17 +101,17 @@ class VGG(nn.Module):
         names = ("classifier.0", "classifier.3", "classifier.6")
         if not self.dense:
             return layers.fc_stack_head(layers.adaptive_avg_pool(x, 7), self.num_classes, self.drop_rate, train,
-                                        self.dtype, names=names)
+                                        self.dtype, names=names, kernel_init=FC_INIT)
         # Dense evaluation (Sec. 3.2): the FCs as convs over the whole conv5 pool output.
         if x.shape[1] < 7 or x.shape[2] < 7:
             raise ValueError(f"dense VGG needs a conv5 pool of at least 7×7, got {x.shape[1:3]}")
-        fc6, fc7 = (layers.make_dense(self.dtype)(4096, name=n) for n in names[:2])
+        fc6, fc7 = (layers.make_dense(self.dtype, kernel_init=FC_INIT)(4096, name=n) for n in names[:2])
         drop = functools.partial(nn.Dropout, self.drop_rate, deterministic=not train)
         x = nn.relu(_dense_as_conv(fc6, x, (x.shape[-1], 7, 7)))
         x = nn.relu(_dense_as_conv(fc7, drop()(x), (x.shape[-1], 1, 1)))
         if self.num_classes == 0:
             return layers.global_avg_pool(x).astype(jnp.float32)
-        fc8 = layers.make_dense(self.dtype)(self.num_classes, name=names[2])
+        fc8 = layers.make_dense(self.dtype, kernel_init=FC_INIT)(self.num_classes, name=names[2])
         x = _dense_as_conv(fc8, drop()(x), (x.shape[-1], 1, 1))
         return layers.global_avg_pool(x).astype(jnp.float32)
 
