@@ -41,7 +41,8 @@ ghostnet_050, bn_inception) passed their thresholds again after it (4 tests, 256
 Not covered yet: darknet (darknet53's
 default run, 15 epochs: 97.5 %, 1,473 s at 5c861fd, ~90 s an epoch; 3 epochs holding the whole
 schedule reached 16.4 %: too slow to learn within a test's budget) and vgg (vgg11's default run,
-15 epochs: 86.4 % under the plateau schedule, 963 s; eval at chance for its first 4 epochs),
+15 epochs: 92.8 % under the plateau schedule, 919 s at 691962c with the twin's FC init; 86.4 %
+before it, eval at chance for its first 4 epochs),
 and, for cost: wrn (wrn_40_4 5 epochs 97.8 % but 360 CPU s), nasnet
 (nasnetamobile 5 epochs 94.7 %, 275 CPU s), inception_v4 (inception_resnet_v1's default run, 15
 epochs at 75×75: 98.3 %, 526 s), inception_v3 (trains at 299×299 only, ~11 GFLOPs per image with
