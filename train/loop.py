@@ -65,7 +65,9 @@ def apply_recipe(config: ml_collections.ConfigDict, explicit: Iterable[str] = ()
                 value = {**dict(value), **{k: v for k, v in dict(config.model_overrides).items()
                                            if f"model_overrides.{k}" in explicit}}
             setattr(config, field, value)
-    check_model_overrides(config.arch, config.model_overrides)
+    # The recipe's off-home fields too (adapt_recipe merges them later): a wrong name fails here, in one line.
+    check_model_overrides(config.arch, {**dict(config.model_overrides),
+                                        **dict(config.get("adapted_model_overrides") or {})})
     return config
 
 
