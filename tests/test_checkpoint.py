@@ -4,6 +4,7 @@ that ends with the same parameters as an uninterrupted run, non-finite loss stop
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import pathlib
 import signal
@@ -58,6 +59,22 @@ def test_corrupt_latest_falls_back_and_other_arch_is_refused(tmp_path: pathlib.P
         np.testing.assert_allclose(got, want + 1)
     assert any("corrupt" in r.getMessage() for r in caplog.records)
     ck.close()
+
+
+def test_a_failed_restores_library_logs_are_dropped_a_good_ones_kept(caplog) -> None:
+    """The records libraries log inside a restore attempt are held: dropped when it fails (the
+    trainer's one warning line reports it), passed on, in order, when it succeeds."""
+    lib = logging.getLogger("orbax.fake")
+    with caplog.at_level(logging.WARNING), pytest.raises(ValueError):
+        with checkpoint._logs_held_unless_it_fails():
+            lib.warning("spec dump of the failing read")
+            raise ValueError("unreadable")
+    assert caplog.records == []
+    with caplog.at_level(logging.WARNING), checkpoint._logs_held_unless_it_fails():
+        lib.warning("first")
+        lib.error("second")
+        assert caplog.records == []
+    assert [r.getMessage() for r in caplog.records] == ["first", "second"]
 
 
 def test_overwritten_bytes_fail_the_checksum_and_fall_back(tmp_path: pathlib.Path, caplog) -> None:

@@ -160,7 +160,8 @@ def test_tiny_run_all_eval_modes(tmp_path: pathlib.Path) -> None:
     again = _main(*args, "--config.max_steps=7")
     assert again.returncode == 0, again.stderr[-3000:]
     foreign = _foreign_lines(again)
-    assert len(foreign) == 1 and foreign[0].startswith(f"warning: checkpoint at step {latest.name} "), foreign
+    assert len(foreign) == 1 and foreign[0].startswith(f"warning: checkpoint at step {latest.name} "), \
+        "\n".join(foreign)
 
 
 @pytest.mark.slow

@@ -15,6 +15,8 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import jax
@@ -49,6 +51,27 @@ def _quiet_abandoned_reads() -> None:
 
     hook._drops_closed_loop_reads = True
     sys.unraisablehook = hook
+
+
+@contextmanager
+def _logs_held_unless_it_fails() -> Iterator[None]:
+    """Hold the log records emitted inside the block; pass them on if it succeeds, drop them
+    if it raises. A failed restore is reported once by :meth:`Checkpointer.restore` (one
+    warning line with the error's first line); orbax's and tensorstore's own records of the
+    same failure (a spec dump per unreadable array, their number depending on which reads
+    were in flight) would only repeat it."""
+    held: list[tuple[logging.Handler, logging.LogRecord]] = []
+    holds = {}
+    for handler in logging.getLogger().handlers:
+        holds[handler] = lambda record, handler=handler: held.append((handler, record))  # falsy: held
+        handler.addFilter(holds[handler])
+    try:
+        yield
+    finally:
+        for handler, hold in holds.items():
+            handler.removeFilter(hold)
+    for handler, record in held:
+        handler.handle(record)
 
 
 class CheckpointError(RuntimeError):
@@ -99,11 +122,15 @@ class Checkpointer:
         """The state at ``step`` in ``target``'s structure. A checkpoint written before the state
         gained empty entries (e.g. ``ema_params`` of a run without EMA) restores with them added."""
         try:
-            return self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))["state"]
+            with _logs_held_unless_it_fails():
+                return self.manager.restore(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(target)))["state"]
         except ValueError as e:
+            if "tree structures do not match" not in str(e):
+                raise
             on_disk = set(self.manager.item_metadata(step)["state"].keys())
             empty = {k: v for k, v in _empty_entries(target).items() if k not in on_disk}
-            if not empty or "tree structures do not match" not in str(e):
+            if not empty:
                 raise
             slim = {k: v for k, v in target.items() if k not in empty}
             restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(slim)))
