@@ -82,8 +82,13 @@ def test_image_size_from_dataset_and_model() -> None:
     cifar = DatasetInfo("cifar10", 10, "train", "test", 50000, 10000, 32, 3, 30.0)
     assert loop.resolve_image_size(cfg, "resnet20", cifar) == 32
     assert loop.resolve_image_size(cfg, "resnet50", big) == 224
-    cfg.image_size = 48
-    assert loop.resolve_image_size(cfg, "resnet50", big) == 48
+    cfg.small_data_image_size = 48  # a recipe's small-data side (SqueezeNet's: its conv10 sees 2×2)
+    assert loop.resolve_image_size(cfg, "resnet50", small) == 48
+    assert loop.resolve_image_size(cfg, "inception_v4", small) == 75  # never below min_size
+    assert loop.resolve_image_size(cfg, "resnet50", big) == 224  # small data only
+    cfg.image_size = 40
+    assert loop.resolve_image_size(cfg, "resnet50", small) == 40  # an explicit size wins
+    assert loop.resolve_image_size(cfg, "resnet50", big) == 40
 
 
 @pytest.mark.parametrize("args, expect", [

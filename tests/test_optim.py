@@ -280,6 +280,9 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     cfg, _ = adapted("efficientnet_b0", explicit=("model_overrides.bn_momentum",),
                      model_overrides={"bn_momentum": 0.02})
     assert (cfg.model_overrides.bn_momentum, cfg.model_overrides.drop_path_rate) == (0.02, 0.2)  # one name explicit
+    cfg, line = adapted("squeezenet1_1")
+    assert cfg.small_data_image_size == 48 and "trained at 48x48" in line
+    assert "trained at" not in adapted("squeezenet1_1", explicit=("image_size",), image_size=32)[1]
     cfg, _ = adapted("resnet110")  # ~400 warm-up iterations (Sec. 4.2) → 66 of 660 steps, not 4
     assert cfg.warmup_epochs == pytest.approx(3.0)
     cfg, _ = adapted("lenet5")  # batch 1 kept; MNIST recipe: 20 → 30 epochs, steps as fractions

@@ -140,6 +140,10 @@ def schedule_and_augment_problems(config: Any) -> list[str]:
     for field in ("rmsprop_eps", "step_factor", "decay_rate", "decay_epochs", "poly_power"):
         within(field, 0.0, math.inf, lo_open=True)
     within("head_lr_mult", 0.0, math.inf)
+    side = _number(config.get("small_data_image_size"))
+    need(side is not None and side.is_integer() and side >= 0,
+         f"small_data_image_size={config.get('small_data_image_size')!r} must be a whole number of pixels >= 0 "
+         "(0: the smallest the model allows)")
     within("plateau_patience", 0.0, math.inf, lo_open=True)
     drops = _number(config.get("plateau_drops"))
     need(drops is not None and drops.is_integer() and drops >= 0,

@@ -21,7 +21,8 @@ regularisation, loss) and re-scales what belongs to the data:
   (the derivation is at the rule in :func:`adapt_recipe`);
 * image size: a recipe's resolution (299 for Inception) is dropped on small-image datasets,
   where the trainer picks the smallest size the model allows, at least the data's own
-  (``train.loop.resolve_image_size``: the digits' native 8×8 for the CIFAR networks);
+  (``train.loop.resolve_image_size``: the digits' native 8×8 for the CIFAR networks), or the
+  recipe's ``small_data_image_size`` where that smallest size cripples the model (SqueezeNet);
 * compute: at most :data:`SMALL_DATA_TFLOP` of training (:func:`budget_epochs`): a network
   whose default budget costs more trains fewer epochs, never fewer than
   :data:`MIN_BUDGET_EPOCHS` (15 for ImageNet recipes, 3 for CIFAR/MNIST ones), and the start
@@ -229,6 +230,9 @@ def adapt_recipe(config: ml_collections.ConfigDict, dataset: str, num_train: int
     if "image_size" in free and image_side <= SMALL_IMAGE_SIDE:
         config.image_size = None
         changes.append("recipe resolution dropped")
+    side = int(config.get("small_data_image_size") or 0)
+    if image_side <= SMALL_IMAGE_SIDE and side and "small_data_image_size" in free and "image_size" not in explicit:
+        changes.append(f"trained at {side}x{side} (the recipe's small-data size)")
     lr_rule = (f"lr ×batch/{config.lr_batch_denom}" if config.lr_batch_denom else "lr unscaled")
     line = (f"{config.arch}'s recipe is written for {home}; on {dataset}: " + ", ".join(changes or ["as is"])
             + f"; schedule shape, optimiser, regularisation and loss kept ({lr_rule}); --config.* wins.")

@@ -17,6 +17,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.data_dir = ml_collections.FieldReference(None, field_type=str)  # TFDS data dir
     c.image_size = ml_collections.FieldReference(None, field_type=int)  # None → dataset/model
     c.num_classes = ml_collections.FieldReference(None, field_type=int)  # None → dataset
+    # The side to train at on small-image data (digits, MNIST, CIFAR) where the smallest one the
+    # model allows cripples it (a recipe sets it and says why, e.g. SqueezeNet's); 0 → that smallest.
+    c.small_data_image_size = 0
     c.model_overrides = ml_collections.ConfigDict()  # constructor fields, e.g. drop_rate
     # Constructor fields a recipe sets only when it is adapted to a dataset other than its own
     # (train/configs/__init__.py, adapt_recipe); explicit model_overrides.NAME still win.
