@@ -3,7 +3,8 @@
 Papers:
   * Huang, Liu, van der Maaten & Weinberger, "Densely Connected Convolutional Networks",
     CVPR 2017 — Table 1 (ImageNet architectures, growth rate k = 32: DenseNet-121/169/
-    201/264; DenseNet-161 is the k = 48 variant of Table 3), Sec. 3 (dense connectivity,
+    201/264; DenseNet-161, k = 48 with blocks 6-12-36-24, is in none of the paper's tables:
+    the authors' README, liuzhuang13/DenseNet, gives it), Sec. 3 (dense connectivity,
     composite function BN-ReLU-Conv, bottleneck layers with 4k 1×1 channels, transition
     layers with compression θ = 0.5) and Sec. 4.1/Table 2 (CIFAR: three dense blocks,
     first conv with 16 channels, or 2k for DenseNet-BC; dropout 0.2 after each conv when
