@@ -280,6 +280,11 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     cfg, _ = adapted("efficientnet_b0", explicit=("model_overrides.bn_momentum",),
                      model_overrides={"bn_momentum": 0.02})
     assert (cfg.model_overrides.bn_momentum, cfg.model_overrides.drop_path_rate) == (0.02, 0.2)  # one name explicit
+    cfg, _ = adapted("nin_cifar10", classes=5)  # the authors' classifier ×0.1, then ×5/10 for 5 classes
+    assert cfg.head_lr_mult == pytest.approx(0.1 * 5 / 10) and cfg.weight_decay == 1e-4
+    assert adapted("nin_cifar10", "cifar10", 50_000, 32)[0].num_epochs == pytest.approx(307.2)  # 120k iterations of 128
+    cfg, _ = adapted("nin")  # the authors' ImageNet solver: ×0.1 at 200k and 400k of 450k iterations
+    assert cfg.step_epochs == pytest.approx((4 / 9, 8 / 9)) and optim.base_learning_rate(cfg) == pytest.approx(0.01)
     cfg, line = adapted("squeezenet1_1")
     assert cfg.small_data_image_size == 48 and "trained at 48x48" in line
     assert "trained at" not in adapted("squeezenet1_1", explicit=("image_size",), image_size=32)[1]

@@ -225,7 +225,7 @@ def adapt_recipe(config: ml_collections.ConfigDict, dataset: str, num_train: int
         # shufflenet_v1_g3 (960 pooled features) went to loss 7.5 by its 3rd step and ended at
         # 88.61 %; with its classifier at ×0.01 (= C/C_home) 98.61 %, ×0.1 99.17 % (30 epochs).
         # Fine-tuning (init_from) keeps the recipe's rate: its new head is the part that must move.
-        config.head_lr_mult = num_classes / home_classes
+        config.head_lr_mult = float(config.head_lr_mult) * num_classes / home_classes  # × the recipe's own
         changes.append(f"classifier lr ×{num_classes}/{home_classes} (its per-class step)")
     if "image_size" in free and image_side <= SMALL_IMAGE_SIDE:
         config.image_size = None
