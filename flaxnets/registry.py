@@ -65,6 +65,8 @@ class ModelInfo:
       table: where in the paper the layer configuration is given (e.g. "Table 1").
       input_size: default input (H, W, C).
       min_size: smallest square spatial input the architecture accepts (used by tests).
+      min_size_no_aux: smallest input without the auxiliary heads (``aux_logits=False``), for
+        models whose heads need a larger grid than the rest of the network (``None``: the same).
       fixed_size: the architecture accepts only ``input_size`` (e.g. LeNet-5's C5).
       mean, std: per-channel input normalisation the model was trained with.
       crop_pct, interpolation: eval preprocessing of the model's reference weights (resize the
@@ -100,6 +102,7 @@ class ModelInfo:
     table: str = ""
     input_size: tuple[int, int, int] = (224, 224, 3)
     min_size: int = 32
+    min_size_no_aux: int | None = None
     fixed_size: bool = False
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD

@@ -197,6 +197,22 @@ def test_googlenet_paper_aux_needs_4x4_map() -> None:
     assert "aux1" not in shapes["params"]
 
 
+@pytest.mark.parametrize("name", [n for n in flaxnets.list_models() if flaxnets.model_info(n).min_size_no_aux])
+def test_min_size_no_aux_trains_without_the_heads(name: str) -> None:
+    """``min_size_no_aux`` (what the trainer uses on small images, aux heads off) builds and
+    takes a training step's forward there; with the heads it is refused (they need min_size)."""
+    info = flaxnets.model_info(name)
+    side = info.min_size_no_aux
+    assert side < info.min_size
+    x = jnp.zeros((1, side, side, 3))
+    rngs = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
+    model = flaxnets.create_model(name, num_classes=10, aux_logits=False)
+    out, _ = jax.eval_shape(lambda: model.init_with_output(rngs, x, train=True))
+    assert out.shape == (1, 10)
+    with pytest.raises(ValueError, match="aux_logits=False"):
+        jax.eval_shape(lambda: flaxnets.create_model(name, num_classes=10).init(rngs, x, train=True))
+
+
 # --- paper options ----------------------------------------------------------------------
 
 def _grid_before_pool(low_res: int, size: int) -> tuple[int, ...]:

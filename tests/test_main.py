@@ -79,6 +79,12 @@ def test_image_size_from_dataset_and_model() -> None:
     assert loop.resolve_image_size(cfg, "resnet50", small) == 32  # raised to the model's min_size
     assert loop.resolve_image_size(cfg, "bn_inception", small) == 32  # min_size 7, but an ImageNet net: ≥ 32
     assert loop.resolve_image_size(cfg, "inception_v4", small) == 75  # min_size above 32
+    assert loop.resolve_image_size(cfg, "inception_v3", small) == 299  # its aux head needs 299
+    cfg.model_overrides = {"aux_logits": False}  # what adapt_recipe sets on small data
+    assert loop.resolve_image_size(cfg, "inception_v3", small) == 75  # then min_size_no_aux
+    assert loop.resolve_image_size(cfg, "googlenet_paper", small) == 32  # 15 without aux, but ≥ 32
+    assert loop.resolve_image_size(cfg, "inception_v3", big) == 299
+    cfg.model_overrides = {}
     cifar = DatasetInfo("cifar10", 10, "train", "test", 50000, 10000, 32, 3, 30.0)
     assert loop.resolve_image_size(cfg, "resnet20", cifar) == 32
     assert loop.resolve_image_size(cfg, "resnet50", big) == 224

@@ -287,6 +287,13 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert cfg.step_epochs == pytest.approx((4 / 9, 8 / 9)) and optim.base_learning_rate(cfg) == pytest.approx(0.01)
     cfg, line = adapted("squeezenet1_1")
     assert cfg.small_data_image_size == 48 and "trained at 48x48" in line
+    for arch, heads_need in (("inception_v3", 299), ("googlenet_paper", 223)):  # aux heads: small data only
+        cfg, line = adapted(arch)
+        assert cfg.model_overrides.aux_logits is False and f"aux heads off (they need ≥ {heads_need} px)" in line
+        assert "aux_logits" not in adapted(arch, explicit=("image_size",), image_size=heads_need)[0].model_overrides
+        assert "aux_logits" not in adapted(arch, "imagenet2012", 1_281_167, 224)[0].model_overrides
+    cfg, _ = adapted("inception_v3", explicit=("model_overrides.aux_logits",), model_overrides={"aux_logits": True})
+    assert cfg.model_overrides.aux_logits is True  # explicit: kept
     assert "trained at" not in adapted("squeezenet1_1", explicit=("image_size",), image_size=32)[1]
     cfg, _ = adapted("resnet110")  # ~400 warm-up iterations (Sec. 4.2) → 66 of 660 steps, not 4
     assert cfg.warmup_epochs == pytest.approx(3.0)

@@ -77,13 +77,16 @@ def resolve_image_size(config: Any, arch: str, info: Any) -> int:
     sized) takes the data's own size raised to its ``min_size`` (the digits' 8×8 for the CIFAR
     ResNets); an ImageNet network at least 32×32, its total stride (BN-Inception accepts 8×8
     but reduces it to a padded 1×1 grid by its second stage: 51 % on the digits vs 99 % for
-    ResNet-20 at 8×8), or the recipe's ``small_data_image_size`` where that is larger."""
+    ResNet-20 at 8×8), or the recipe's ``small_data_image_size`` where that is larger. Without
+    aux heads (``aux_logits=False``) ``ModelInfo.min_size_no_aux`` replaces ``min_size``."""
     if config.image_size:
         return int(config.image_size)
     mi = flaxnets.model_info(arch)
     if info.image_size <= SMALL_DATASET_SIDE:
         floor = info.image_size if mi.input_size[0] <= SMALL_DATASET_SIDE else max(info.image_size, 32)
-        return max(floor, mi.min_size, int(config.get("small_data_image_size") or 0))
+        no_aux = mi.min_size_no_aux and dict(config.model_overrides).get("aux_logits") is False
+        min_size = mi.min_size_no_aux if no_aux else mi.min_size
+        return max(floor, min_size, int(config.get("small_data_image_size") or 0))
     return mi.input_size[0]
 
 

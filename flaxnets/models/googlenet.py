@@ -395,7 +395,7 @@ def _register(name: str, cls: type[nn.Module], arch: dict[str, Any], **info: Any
 _register(
     "googlenet_paper", GoogLeNet, {"paper": True},
     paper=GOOGLENET_PAPER, year=2015, table="Table 1, Fig. 3, Sec. 5",
-    min_size=223, top1=None, params=googlenet_param_count(paper=True, aux=True),
+    min_size=223, min_size_no_aux=15, top1=None, params=googlenet_param_count(paper=True, aux=True),
     notes="Table 1 as printed (biases, LRN, 5×5 branch, 5×5/3 aux pools, dropout 0.4). The "
           "aux FC takes the 4×4×128 map, so inputs must give a 14–16 grid at 4a (223–270 px "
           "for the aux heads; without them any size ≥ 15). Derived count with aux heads; "

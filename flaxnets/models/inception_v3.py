@@ -251,8 +251,8 @@ def inception_v3_anatomy(aux_logits: bool = True, aux_loss_weight: float = Incep
 def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
     """One registry row: ``arch`` are :class:`Inception3` fields, ``info`` its metadata."""
     register_model(name, functools.partial(Inception3, **arch), **inception_v3_anatomy(**arch),
-                   family="inception_v3", input_size=(299, 299, 3), min_size=299, mean=INCEPTION_MEAN,
-                   std=INCEPTION_STD, **info)
+                   family="inception_v3", input_size=(299, 299, 3), min_size=299, min_size_no_aux=75,
+                   mean=INCEPTION_MEAN, std=INCEPTION_STD, **info)
 
 
 # Eval preprocessing of inception_v3: the twin's default torchvision weights

@@ -23,6 +23,8 @@ regularisation, loss) and re-scales what belongs to the data:
   where the trainer picks the smallest size the model allows, at least the data's own
   (``train.loop.resolve_image_size``: the digits' native 8×8 for the CIFAR networks), or the
   recipe's ``small_data_image_size`` where that smallest size cripples the model (SqueezeNet);
+  auxiliary heads that need the paper's input size (``ModelInfo.min_size_no_aux``: Inception-v3,
+  GoogLeNet as printed) are trained off there, so the rest of the network sets the size;
 * compute: at most :data:`SMALL_DATA_TFLOP` of training (:func:`budget_epochs`): a network
   whose default budget costs more trains fewer epochs, never fewer than
   :data:`MIN_BUDGET_EPOCHS` (15 for ImageNet recipes, 3 for CIFAR/MNIST ones), and the start
@@ -227,6 +229,21 @@ def adapt_recipe(config: ml_collections.ConfigDict, dataset: str, num_train: int
         # Fine-tuning (init_from) keeps the recipe's rate: its new head is the part that must move.
         config.head_lr_mult = float(config.head_lr_mult) * num_classes / home_classes  # × the recipe's own
         changes.append(f"classifier lr ×{num_classes}/{home_classes} (its per-class step)")
+    import flaxnets
+
+    aux_min = flaxnets.model_info(config.arch).min_size_no_aux
+    if (aux_min and image_side <= SMALL_IMAGE_SIDE and "image_size" not in explicit
+            and "aux_logits" not in dict(config.model_overrides)
+            and not explicit & {"model_overrides", "model_overrides.aux_logits"}):
+        # Auxiliary heads whose fixed pools need the paper's grid (Inception-v3's 17×17: 299 px,
+        # Sec. 7's low-resolution stems keep that grid and its cost; GoogLeNet's 4×4 map at 4a:
+        # 223 px) would make the trainer upsample 8×8 digits to the paper's size for them alone.
+        # They are trained off: Szegedy et al. 2016 (Inception-v3) Sec. 4 found that the aux
+        # classifiers "did not result in improved convergence early in the training" and act as
+        # a regulariser near its end. The start line says so; --config.image_size (≥ min_size)
+        # or --config.model_overrides.aux_logits=True keeps them.
+        config.model_overrides = dict(config.model_overrides, aux_logits=False)
+        changes.append(f"aux heads off (they need ≥ {flaxnets.model_info(config.arch).min_size} px)")
     if "image_size" in free and image_side <= SMALL_IMAGE_SIDE:
         config.image_size = None
         changes.append("recipe resolution dropped")
