@@ -124,6 +124,13 @@ class ModelInfo:
     torch_key: Callable[[tuple[str, ...]], str] | None = None
     notes: str = ""
 
+    def smallest_input(self, overrides: Mapping[str, Any] | None = None) -> int:
+        """``min_size`` of the model built with constructor ``overrides``: ``min_size_no_aux``
+        where they turn the auxiliary heads off (``aux_logits=False``)."""
+        if self.min_size_no_aux and dict(overrides or {}).get("aux_logits") is False:
+            return self.min_size_no_aux
+        return self.min_size
+
     @property
     def has_aux(self) -> bool:
         """Whether the model has auxiliary classifiers (their loss weight is non-zero)."""

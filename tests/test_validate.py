@@ -28,6 +28,9 @@ def _config(arch: str = "resnet20", **fields):
     ("resnet20", {"eval_modes": ("bogus",)}, 32, "eval_modes ['bogus'] unknown"),
     ("resnet20", {"eval_modes": ("center", "dense")}, 32, "resnet20 has no dense evaluation"),
     ("resnet50", {}, 7, "image_size=7 is below resnet50's minimum 32"),
+    ("inception_v3", {}, 75, "image_size=75 is below inception_v3's minimum 299 (Table"),  # its aux head's
+    ("inception_v3", {"model_overrides": {"aux_logits": False}}, 74,
+     "image_size=74 is below inception_v3's minimum 75 without its aux heads"),
     ("lenet5", {}, 64, "accepts only 32x32"),
     ("resnet20", {"num_epochs": -1.0}, 32, "num_epochs=-1.0"),
     ("resnet20", {"train_crop": "bogus"}, 32, "train_crop='bogus' is not one of"),
@@ -63,6 +66,7 @@ def test_each_bad_field_is_named(arch, fields, size, expect) -> None:
 def test_good_configs_pass_and_problems_join_in_one_line(tmp_path: pathlib.Path) -> None:
     assert validate.config_problems(_config(), 32) == []
     assert validate.config_problems(_config("vgg11", eval_modes=("center", "dense")), 224) == []
+    assert validate.config_problems(_config("googlenet_paper", model_overrides={"aux_logits": False}), 32) == []
     with pytest.raises(validate.ConfigError) as err:
         validate.validate(_config(batch_size=0, optimizer="x"), 32, str(tmp_path))
     assert "\n" not in str(err.value) and "batch_size" in str(err.value) and "optimizer" in str(err.value)

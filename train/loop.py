@@ -84,9 +84,7 @@ def resolve_image_size(config: Any, arch: str, info: Any) -> int:
     mi = flaxnets.model_info(arch)
     if info.image_size <= SMALL_DATASET_SIDE:
         floor = info.image_size if mi.input_size[0] <= SMALL_DATASET_SIDE else max(info.image_size, 32)
-        no_aux = mi.min_size_no_aux and dict(config.model_overrides).get("aux_logits") is False
-        min_size = mi.min_size_no_aux if no_aux else mi.min_size
-        return max(floor, min_size, int(config.get("small_data_image_size") or 0))
+        return max(floor, mi.smallest_input(config.model_overrides), int(config.get("small_data_image_size") or 0))
     return mi.input_size[0]
 
 

@@ -101,8 +101,10 @@ def config_problems(config: Any, image_size: int) -> list[str]:
         need(int(config.num_classes) > 0,
              f"num_classes={config.num_classes} cannot be trained (0 means a pooled-feature model without a "
              "classifier; leave it unset for the dataset's)")
-    need(image_size >= info.min_size, f"image_size={image_size} is below {config.arch}'s minimum {info.min_size} "
-                                      f"({info.table or info.paper})")
+    smallest = info.smallest_input(config.get("model_overrides"))
+    need(image_size >= smallest, f"image_size={image_size} is below {config.arch}'s minimum {smallest} "
+                                 + ("without its aux heads " if smallest < info.min_size else "")
+                                 + f"({info.table or info.paper})")
     if info.fixed_size:
         need(image_size == info.input_size[0], f"image_size={image_size}: {config.arch} accepts only "
                                                f"{info.input_size[0]}x{info.input_size[1]}")
