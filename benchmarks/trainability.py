@@ -105,6 +105,9 @@ def run_one(arch: str, timeout: float, curves: Path | None = None) -> dict[str, 
         budget = re.search(r"\(compute budget: [^)]*\)", line)
         if budget:  # the default budget had to shrink: the table says so
             row["note"] = "default budget shrunk, " + budget[0].strip("()")
+        aux = re.search(r"aux heads off \([^)]*\)", line)
+        if aux:  # trained without the aux heads that need the paper's size (train/configs adapt_recipe)
+            row["note"] = (row["note"] + "; " if row["note"] else "") + aux[0]
         if line.startswith("final: "):
             # The final metrics dict; a diverged run prints nan/inf values, which literal_eval rejects.
             top1 = re.search(r"'top1': ([-+0-9.eE]+|nan|inf)", line)

@@ -62,3 +62,29 @@ def test_bad_models_fail_in_one_line_before_running(device, args: list, message:
         device.main(args)
     assert str(exit_.value) == message
     assert "table" not in device.RESULTS  # nothing ran
+
+
+def test_trainability_row_notes_budget_and_aux_heads(monkeypatch) -> None:
+    """A row parsed from a run's output: the start line's shape, the final top-1, and the notes
+    that qualify it (budget shrunk, aux heads off) taken from the trainer's real adapted line."""
+    import subprocess
+
+    from train.configs import adapt_recipe
+    from train.configs.default import get_config
+    from train.loop import apply_recipe
+
+    spec = importlib.util.spec_from_file_location("trainability_script", ROOT / "benchmarks" / "trainability.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    cfg = get_config()
+    cfg.arch = "googlenet_paper"
+    _, adapted = adapt_recipe(apply_recipe(cfg), "digits", 1437, 8, 15.0, (), 10)
+    adapted = adapted.replace("; schedule shape", " (compute budget: 0.05 GFLOPs/image forward); schedule shape", 1)
+    out = "\n".join([adapted, "googlenet_paper (10 classes, 32x32x3, float32) on digits: 330 steps (15 epochs of "
+                     "22), batch 64", "final: {'top1': 97.5, 'loss': 0.1}"])
+    monkeypatch.setattr(script.subprocess, "run",
+                        lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=out, stderr=""))
+    row = script.run_one("googlenet_paper", timeout=5)
+    assert (row["image"], row["steps"], row["batch"], row["top1"]) == ("32x32x3", "330", "64", "97.50")
+    assert row["note"] == ("default budget shrunk, compute budget: 0.05 GFLOPs/image forward; "
+                           "aux heads off (they need ≥ 223 px)")
