@@ -231,8 +231,8 @@ def adapt_recipe(config: ml_collections.ConfigDict, dataset: str, num_train: int
         changes.append(f"classifier lr ×{num_classes}/{home_classes} (its per-class step)")
     import flaxnets
 
-    aux_min = flaxnets.model_info(config.arch).min_size_no_aux
-    if (aux_min and image_side <= SMALL_IMAGE_SIDE and "image_size" not in explicit
+    info = flaxnets.model_info(config.arch)
+    if (info.min_size_no_aux and image_side <= SMALL_IMAGE_SIDE and "image_size" not in explicit
             and "aux_logits" not in dict(config.model_overrides)
             and not explicit & {"model_overrides", "model_overrides.aux_logits"}):
         # Auxiliary heads whose fixed pools need the paper's grid (Inception-v3's 17×17: 299 px,
@@ -243,7 +243,7 @@ def adapt_recipe(config: ml_collections.ConfigDict, dataset: str, num_train: int
         # a regulariser near its end. The start line says so; --config.image_size (≥ min_size)
         # or --config.model_overrides.aux_logits=True keeps them.
         config.model_overrides = dict(config.model_overrides, aux_logits=False)
-        changes.append(f"aux heads off (they need ≥ {flaxnets.model_info(config.arch).min_size} px)")
+        changes.append(f"aux heads off (they need ≥ {info.min_size} px)")
     if "image_size" in free and image_side <= SMALL_IMAGE_SIDE:
         config.image_size = None
         changes.append("recipe resolution dropped")
