@@ -53,13 +53,33 @@ def _quiet_abandoned_reads() -> None:
     sys.unraisablehook = hook
 
 
+class _OrphanedReadErrors(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" records that name a checkpoint
+    whose restore already failed (and was reported): the failed read's other in-flight reads
+    end as orphaned tasks, logged when they are garbage-collected, after the restore returned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paths: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("Task exception was never retrieved")
+                    and any(path in message for path in self.paths))
+
+
+_ORPHANED_READS = _OrphanedReadErrors()
+logging.getLogger("asyncio").addFilter(_ORPHANED_READS)
+
+
 @contextmanager
-def _logs_held_unless_it_fails() -> Iterator[None]:
+def _logs_held_unless_it_fails(path: str) -> Iterator[None]:
     """Hold the log records emitted inside the block; pass them on if it succeeds, drop them
     if it raises. A failed restore is reported once by :meth:`Checkpointer.restore` (one
     warning line with the error's first line); orbax's and tensorstore's own records of the
     same failure (a spec dump per unreadable array, their number depending on which reads
-    were in flight) would only repeat it."""
+    were in flight) would only repeat it, as would the orphaned reads of ``path`` that
+    asyncio reports later (:class:`_OrphanedReadErrors`)."""
     held: list[tuple[logging.Handler, logging.LogRecord]] = []
     holds = {}
     for handler in logging.getLogger().handlers:
@@ -67,6 +87,9 @@ def _logs_held_unless_it_fails() -> Iterator[None]:
         handler.addFilter(holds[handler])
     try:
         yield
+    except BaseException:
+        _ORPHANED_READS.paths.add(path)
+        raise
     finally:
         for handler, hold in holds.items():
             handler.removeFilter(hold)
@@ -122,7 +145,7 @@ class Checkpointer:
         """The state at ``step`` in ``target``'s structure. A checkpoint written before the state
         gained empty entries (e.g. ``ema_params`` of a run without EMA) restores with them added."""
         try:
-            with _logs_held_unless_it_fails():
+            with _logs_held_unless_it_fails(os.path.join(self.directory, str(step), "")):
                 return self.manager.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(target)))["state"]
         except ValueError as e:
