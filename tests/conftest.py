@@ -34,9 +34,13 @@ def has_torch() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def build_twin(name: str, **kwargs):
+def build_twin(name: str, calibrate: tuple[int, int] | bool = True, **kwargs):
     """The torchvision/timm twin of ``name`` in eval mode with randomised BN statistics.
 
+    ``calibrate``: the (height, width) of the batch that sets the BN statistics (True: the
+    model's default size); a test that compares logits at smaller sizes calibrates at one of them
+    (efficientnet_b6's train-mode batch at 528×528 took 12 s of its parity test's 17). False:
+    no batch, the statistics are only perturbed (distinct values for tests of weight loading).
     ``kwargs`` are passed to the twin's constructor on top of the registry's ``twin_kwargs``.
     """
     torch = pytest.importorskip("torch")
@@ -61,6 +65,7 @@ def build_twin(name: str, **kwargs):
     bns = [m for m in twin.modules()
            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     h, w, c = info.input_size
+    h, w = calibrate if isinstance(calibrate, tuple) else (h, w)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for bn in bns:
@@ -70,7 +75,8 @@ def build_twin(name: str, **kwargs):
                 bn.weight.fill_(1.0)
                 bn.bias.zero_()
         twin.train()
-        twin(torch.randn(4, c, h, w, generator=gen))
+        if calibrate:
+            twin(torch.randn(4, c, h, w, generator=gen))
         for bn in bns:
             n = bn.num_features
             bn.running_mean.add_(torch.randn(n, generator=gen) * 0.1)

@@ -77,10 +77,18 @@ CASES = {
     "efficientnet_b0": (dict(image_size=32, num_epochs=5.0), 70.0),
 }
 
+# Convolution path (flaxnets.layers.conv_impl): the native conv for ghostnet_050, whose train step
+# on the CPU formulations (stride-1 depthwise with its own gradient) compiled for ~90 % of the
+# test's time: 140 s against 231 s wall on a slow machine, 78.3 % against 79.7 % top-1. The
+# formulations equal lax's conv op by op (tests/test_layers.py) and train on the CPU path in
+# test_models.py's behaviour test; what this test pins is the init, loss and recipe.
+CONV_IMPL = {"ghostnet_050": "native"}
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", sorted(CASES))
 def test_small_member_learns_digits_with_its_recipe(arch: str, tmp_path: pathlib.Path) -> None:
+    from flaxnets import layers
     from train import loop
     from train.configs.default import get_config
 
@@ -90,5 +98,6 @@ def test_small_member_learns_digits_with_its_recipe(arch: str, tmp_path: pathlib
     fields = dict(explicit, log_every_steps=1000, eval_every_epochs=1000, tensorboard=False)
     for k, v in fields.items():
         setattr(cfg, k, v)
-    metrics = loop.train_and_evaluate(cfg, str(tmp_path / "run"), explicit=["dataset", *fields])
+    with layers.conv_impl(CONV_IMPL.get(arch, "auto")):
+        metrics = loop.train_and_evaluate(cfg, str(tmp_path / "run"), explicit=["dataset", *fields])
     assert metrics["top1"] >= threshold, metrics
