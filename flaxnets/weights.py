@@ -215,7 +215,8 @@ def _init_variables(name: str, num_classes: int, rng: jax.Array, channels: int) 
     info = model_info(name)
     model = create_model(name, num_classes=num_classes)
     x = jnp.zeros((1, info.input_size[0], info.input_size[1], channels))
-    return jax.jit(lambda r: model.init({"params": r, "dropout": r}, x))(rng)
+    return jax.jit(lambda r: model.init({"params": r, "dropout": r}, x),
+                   compiler_options=layers.run_once_compiler_options())(rng)
 
 
 def _unflatten_flaxnets(arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:

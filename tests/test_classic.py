@@ -16,7 +16,7 @@ import pytest
 from flax import traverse_util
 
 import flaxnets
-from conftest import random_input, random_variables
+from conftest import cheap_jit, random_input, random_variables
 from flaxnets import layers
 from flaxnets.models import lenet
 from flaxnets.summary import count_params
@@ -249,7 +249,7 @@ def test_vgg_init_is_the_twins() -> None:
     """torchvision's VGG init: every Linear N(0, 0.01²) with zero bias (FC6 included, whose
     PyTorch default would be 2.7× smaller), convs He fan-out."""
     model = flaxnets.create_model("vgg11", num_classes=10)
-    params = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    params = cheap_jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))["params"]
     for name in ("classifier.0", "classifier.3", "classifier.6"):
         kernel = np.asarray(params[name]["kernel"])
         assert abs(kernel.std() - 0.01) < 0.01 * 0.03, name  # PyTorch default: 0.0036 (FC6), 0.009 (FC7, FC8)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import flaxnets
-from conftest import random_variables
+from conftest import cheap_jit, random_variables
 from flaxnets.models.densenet import DenseNet, cifar_config, densenet_param_count
 from flaxnets.summary import count_params
 
@@ -74,7 +74,7 @@ def test_dropout_only_in_training() -> None:
     model, plain = _small(proj_drop_rate=0.5), _small()
     variables = random_variables(model, x)
 
-    @jax.jit
+    @cheap_jit
     def run(rngs):
         train = [model.apply(variables, x, train=True, mutable=["batch_stats"],
                              rngs={"dropout": r})[0] for r in rngs]
@@ -103,7 +103,7 @@ def test_memory_efficient_same_params_outputs_and_grads(bn_size) -> None:
             return jnp.sum(jnp.sin(logits)), (logits, state)
         return fn
 
-    @jax.jit
+    @cheap_jit
     def run(params):
         (_, (ob, sb)), gb = jax.value_and_grad(loss(base), has_aux=True)(params)
         (_, (oe, se)), ge = jax.value_and_grad(loss(eff), has_aux=True)(params)

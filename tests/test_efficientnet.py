@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import flaxnets
+from conftest import cheap_jit
 from flaxnets.models.efficientnet import B0_STAGES, round_filters, round_repeats
 
 
@@ -71,9 +72,9 @@ def test_drop_connect_only_in_training() -> None:
     """With drop-connect on, train outputs depend on the dropout rng; eval outputs do not."""
     model = flaxnets.create_model("efficientnet_b0", num_classes=5, drop_path_rate=0.9, drop_rate=0.0)
     x = jnp.asarray(np.random.default_rng(0).standard_normal((4, 32, 32, 3)), jnp.float32)
-    variables = jax.jit(model.init)(jax.random.PRNGKey(0), x)  # eager init/apply dispatch op by op: slow
+    variables = cheap_jit(model.init)(jax.random.PRNGKey(0), x)  # eager init/apply dispatch op by op: slow
 
-    @jax.jit
+    @cheap_jit
     def run(key):
         train, _ = model.apply(variables, x, train=True, mutable=["batch_stats"], rngs={"dropout": key})
         return train, model.apply(variables, x, train=False, rngs={"dropout": key})
@@ -83,8 +84,8 @@ def test_drop_connect_only_in_training() -> None:
     np.testing.assert_array_equal(e1, e2)
     # Without drop-connect (and dropout) training is deterministic.
     plain = flaxnets.create_model("efficientnet_b0", num_classes=5, drop_rate=0.0)
-    plain_train = jax.jit(lambda key: plain.apply(variables, x, train=True, mutable=["batch_stats"],
-                                                  rngs={"dropout": key})[0])
+    plain_train = cheap_jit(lambda key: plain.apply(variables, x, train=True, mutable=["batch_stats"],
+                                                    rngs={"dropout": key})[0])
     np.testing.assert_array_equal(plain_train(jax.random.PRNGKey(1)), plain_train(jax.random.PRNGKey(2)))
 
 
@@ -92,7 +93,7 @@ def test_zero_init_last_zeroes_each_residual_projection_bn() -> None:
     """``zero_init_last`` (the recipe's off-ImageNet init): the projection BN scale of each of
     B0's 9 residual blocks (repeats 1,2,2,3,3,4,1 → 0+1+1+2+2+3+0) is 0, every other scale 1."""
     model = flaxnets.create_model("efficientnet_b0", num_classes=5, zero_init_last=True)
-    params = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    params = cheap_jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 3)))["params"]
     scales = {jax.tree_util.keystr(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(params)[0]
               if jax.tree_util.keystr(p).endswith("['scale']")}
     zero = {k for k, v in scales.items() if not v.any()}

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import flaxnets
+from conftest import cheap_jit
 from flaxnets.models.fractalnet import FractalNet, column_ends, fractal_param_count, join, local_drop_mask
 from flaxnets.summary import count_params
 
@@ -95,12 +96,12 @@ def _unit(p, s, z):
 def test_single_column_eval_is_a_plain_chain(column: int) -> None:
     x = _x()
     full = FractalNet(**SMALL)
-    v = full.init(jax.random.PRNGKey(0), x)
+    v = cheap_jit(full.init)(jax.random.PRNGKey(0), x)
     rng = np.random.default_rng(3)  # non-trivial BN statistics
     stats = jax.tree_util.tree_map(lambda a: jnp.asarray(rng.uniform(0.5, 1.5, a.shape), a.dtype),
                                    v["batch_stats"])
     v = {"params": v["params"], "batch_stats": stats}
-    got = FractalNet(**SMALL, eval_column=column).apply(v, x, train=False)
+    got = cheap_jit(lambda v: FractalNet(**SMALL, eval_column=column).apply(v, x, train=False))(v)
     z = x
     for b in ("block1", "block2"):
         for i in range(2 ** (column - 1)):
@@ -109,7 +110,7 @@ def test_single_column_eval_is_a_plain_chain(column: int) -> None:
         z = z.reshape(z.shape[0], z.shape[1] // 2, 2, z.shape[2] // 2, 2, z.shape[3]).max(axis=(2, 4))
     z = z.mean(axis=(1, 2)) @ v["params"]["fc"]["kernel"] + v["params"]["fc"]["bias"]
     np.testing.assert_allclose(np.asarray(got), np.asarray(z), rtol=1e-5, atol=1e-5)
-    whole = full.apply(v, x, train=False)
+    whole = cheap_jit(lambda v: full.apply(v, x, train=False))(v)
     assert not np.allclose(np.asarray(whole), np.asarray(got), atol=1e-4)
 
 
@@ -127,9 +128,9 @@ def test_join_and_local_mask() -> None:
 
 def _grad_fn(model, x):
     """Jitted ``key -> grads`` of a train-mode loss (one compile; eager dispatch is slow)."""
-    v = jax.jit(model.init)(jax.random.PRNGKey(0), x)
+    v = cheap_jit(model.init)(jax.random.PRNGKey(0), x)
 
-    @jax.jit
+    @cheap_jit
     def grads(key):
         def loss(p):
             out, _ = model.apply({"params": p, "batch_stats": v["batch_stats"]}, x, train=True,
@@ -167,10 +168,10 @@ def test_local_drop_path_in_train_mode_only() -> None:
     plain = _live_columns(_grad_fn(FractalNet(**SMALL), x)(jax.random.PRNGKey(0)))
     assert plain == {1, 2, 3}
     model = FractalNet(**SMALL, local_drop_rate=1.0)  # every join keeps exactly one input
-    v = jax.jit(model.init)(jax.random.PRNGKey(0), x)
-    train = jax.jit(lambda key: model.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": key})[0])
+    v = cheap_jit(model.init)(jax.random.PRNGKey(0), x)
+    train = cheap_jit(lambda key: model.apply(v, x, train=True, mutable=["batch_stats"], rngs={"dropout": key})[0])
     outs = {tuple(np.round(np.asarray(train(jax.random.PRNGKey(s))).ravel(), 4)) for s in range(6)}
     assert len(outs) > 1  # random paths
-    e1 = model.apply(v, x, train=False)
-    e2 = FractalNet(**SMALL).apply(v, x, train=False)
+    e1 = cheap_jit(lambda v: model.apply(v, x, train=False))(v)
+    e2 = cheap_jit(lambda v: FractalNet(**SMALL).apply(v, x, train=False))(v)
     np.testing.assert_allclose(np.asarray(e1), np.asarray(e2))  # no drop-path in evaluation

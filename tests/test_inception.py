@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import flaxnets
-from conftest import random_variables
+from conftest import cheap_jit, random_variables
 from flaxnets import layers
 from flaxnets.models import googlenet as gn
 from flaxnets.models import inception_v4 as v4
@@ -124,7 +124,7 @@ def test_aux_loss_weight_changes_the_gradient() -> None:
     labels = jnp.array([1, 4])
     variables = random_variables(model, x)
 
-    @jax.jit
+    @cheap_jit
     def grads(w: float):
         def loss_fn(p):
             logits, state = model.apply({"params": p, "batch_stats": variables["batch_stats"]}, x, train=True,

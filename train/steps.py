@@ -267,7 +267,8 @@ def init_state(model: Any, tx: optax.GradientTransformation, input_shape: tuple[
         return model.init({"params": jax.random.PRNGKey(seed), "dropout": jax.random.PRNGKey(seed + 1)},
                           jnp.zeros((1, *input_shape), jnp.float32), train=False)
 
-    variables = jax.device_get(jax.jit(init)())
+    # Compiled without the CPU backend's optimisations: it runs once (flaxnets.layers).
+    variables = jax.device_get(jax.jit(init, compiler_options=layers.run_once_compiler_options())())
     return jax.tree_util.tree_map(np.asarray, new_state(model.apply, tx, variables, ema))
 
 
