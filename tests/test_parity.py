@@ -77,8 +77,10 @@ def _check_parity(name: str) -> None:
     sizes = [(0, (h, w))] if name in AT_DEFAULT_SIZE or not info.twin_sizes else []
     sizes += list(enumerate(info.twin_sizes, 1))
     # BN statistics from a batch at the smallest size compared (the twin's train-mode batch at
-    # the default size cost most of the test for the large-input models).
-    twin = build_twin(name, calibrate=min((s for _, s in sizes), key=lambda s: s[0] * s[1]))
+    # the default size cost most of the test for the large-input models); at the default size
+    # where train mode runs auxiliary heads that need it (inception_v3: ModelInfo.min_size_no_aux).
+    smallest = min((s for _, s in sizes), key=lambda s: s[0] * s[1])
+    twin = build_twin(name, calibrate=(h, w) if info.min_size_no_aux else smallest)
     twin_params = sum(p.numel() for p in twin.parameters())
     variables = flaxnets.from_torch(name, twin.state_dict())
     assert count_params(variables["params"]) == twin_params
