@@ -226,3 +226,20 @@ def test_train_compiler_options_per_family_and_accepted_by_xla() -> None:
     x = jnp.ones((64, 64), jnp.float32)
     text = jax.jit(lambda a, b: jnp.tanh(a @ b).sum(0), compiler_options=on).lower(x, x).compile().as_text()
     assert "__ynn_fusion" in text
+
+
+def test_run_once_options_on_cpu_only_and_same_values() -> None:
+    """A program that runs once (the variables' init) compiles without the CPU backend's LLVM
+    optimisations, never off CPU; XLA accepts the options and the values are the optimised
+    build's up to float32 rounding (fast-math stays off)."""
+    once = layers.run_once_compiler_options("cpu")
+    assert once == layers.ONCE_CPU_OPTIONS and once["xla_backend_optimization_level"] == 0
+    assert layers.run_once_compiler_options("gpu") == {} and layers.run_once_compiler_options("tpu") == {}
+    x = jnp.linspace(-3.0, 3.0, 4096, dtype=jnp.float32)
+
+    def f(key):
+        return jnp.tanh(x) * jax.random.normal(key, x.shape) + jax.nn.initializers.he_normal()(key, (64, 64)).sum()
+
+    key = jax.random.PRNGKey(0)
+    np.testing.assert_allclose(np.asarray(jax.jit(f, compiler_options=once)(key)), np.asarray(jax.jit(f)(key)),
+                               rtol=1e-6, atol=1e-6)
