@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import flaxnets
+from flaxnets import layers
 
 # Compile-time economy, per jit rather than process-wide: the registry-wide tests whose cost is
 # one deep compile and one tiny run (tests/test_models.py's train step) pass
@@ -20,8 +21,7 @@ import flaxnets
 # efficientnet_b7's forward at 600x600 6.7 s vs 1.1 s. FLAXNETS_TEST_XLA_OPT=1 keeps XLA's
 # defaults everywhere.
 FAST_COMPILE: dict = ({} if os.environ.get("FLAXNETS_TEST_XLA_OPT") == "1" else
-                      {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
-                       "xla_cpu_use_fusion_emitters": False})
+                      {**layers.ONCE_CPU_OPTIONS, "xla_cpu_use_fusion_emitters": False})
 
 
 def cheap_jit(fn, **kwargs):
@@ -33,8 +33,6 @@ def cheap_jit(fn, **kwargs):
     layer tests pin (efficientnet_b0's drop-connect test: 40 s against 100 s on a loaded machine).
     """
     import jax
-
-    from flaxnets import layers
 
     def traced(*args, **kw):
         with layers.conv_impl("native"):
