@@ -155,12 +155,22 @@ def test_rmsprop_matches_tf1_formula() -> None:
 
 
 def test_gradient_clipping() -> None:
-    cfg = _cfg(optimizer="sgd", momentum=0.0, weight_decay=0.0, grad_clip_norm=1.0, learning_rate=1.0,
-               lr_batch_denom=0, schedule="constant")
-    p = {"w": jnp.zeros(4)}
-    tx, _ = optim.make_optimizer(cfg, p, 1, 10)
-    upd, _ = tx.update({"w": jnp.full(4, 10.0)}, tx.init(p), p)
-    np.testing.assert_allclose(np.linalg.norm(np.asarray(upd["w"])), 1.0, rtol=1e-5)
+    # "w" has norm 20, "b" norm 0.5: globally both shrink by 1/‖(w, b)‖; per tensor only "w" does
+    # (TF-slim's clip_gradient_norms), and "b" passes unchanged.
+    p = {"w": jnp.zeros(4), "b": jnp.zeros(1)}
+    g = {"w": jnp.full(4, 10.0), "b": jnp.full(1, 0.5)}
+    for mode in ("global", "per_tensor"):
+        cfg = _cfg(optimizer="sgd", momentum=0.0, weight_decay=0.0, grad_clip_norm=1.0, learning_rate=1.0,
+                   lr_batch_denom=0, schedule="constant", grad_clip_mode=mode)
+        tx, _ = optim.make_optimizer(cfg, p, 1, 10)
+        upd, _ = tx.update(g, tx.init(p), p)
+        w, b = -np.asarray(upd["w"]), -np.asarray(upd["b"])
+        if mode == "global":
+            np.testing.assert_allclose(np.sqrt(np.sum(w ** 2) + np.sum(b ** 2)), 1.0, rtol=1e-5)
+            np.testing.assert_allclose(b, 0.5 / np.sqrt(400.25), rtol=1e-5)
+        else:
+            np.testing.assert_allclose(w, np.full(4, 0.5), rtol=1e-6)
+            np.testing.assert_allclose(b, [0.5], rtol=1e-6)
 
 
 class _AuxNet(nn.Module):

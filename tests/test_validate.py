@@ -41,6 +41,7 @@ def _config(arch: str = "resnet20", **fields):
     ("resnet20", {"crop_area_range": (0.5, 0.1)}, 32, "crop_area_range"),
     ("resnet20", {"keep_checkpoints": 0}, 32, "keep_checkpoints=0"),
     ("resnet20", {"parallel": "mpi"}, 32, "parallel='mpi'"),
+    ("resnet20", {"grad_clip_mode": "per_layer"}, 32, "grad_clip_mode='per_layer' is not one of"),
     ("resnet20", {"rmsprop_decay": 1.0}, 32, "rmsprop_decay=1.0 must be in [0, 1)"),
     ("resnet20", {"adam_b2": -0.1}, 32, "adam_b2=-0.1"),
     ("resnet20", {"rmsprop_eps": 0.0}, 32, "rmsprop_eps=0.0 must be in (0, inf)"),

@@ -302,6 +302,18 @@ def gauss_newton_diag(logits_fn: Callable[[Any, jax.Array], jax.Array], params: 
     return jax.tree_util.tree_map(lambda t: t / inputs.shape[0], total)
 
 
+def clip_by_tensor_norm(max_norm: float) -> optax.GradientTransformation:
+    """Each gradient tensor scaled by ``max_norm / max(‖g‖, max_norm)`` on its own: TF-slim's
+    ``clip_gradient_norms`` (``create_train_op(clip_gradient_norm=…)``, ``tf.clip_by_norm`` per
+    variable), as opposed to :func:`optax.clip_by_global_norm`'s one norm over all of them."""
+
+    def clip(g: jax.Array, _: Any = None) -> jax.Array:
+        norm = jnp.sqrt(jnp.sum(jnp.square(g.astype(jnp.float32))))
+        return (g * (max_norm / jnp.maximum(norm, max_norm))).astype(g.dtype)
+
+    return optax.stateless_with_tree_map(clip)
+
+
 def make_optimizer(
     config: Any, params: Any, steps_per_epoch: int, total_steps: int
 ) -> tuple[optax.GradientTransformation, Schedule]:
@@ -310,7 +322,9 @@ def make_optimizer(
     groups = weight_decay_groups(config, params)
     chain: list[optax.GradientTransformation] = []
     if config.grad_clip_norm and config.grad_clip_norm > 0:
-        chain.append(optax.clip_by_global_norm(float(config.grad_clip_norm)))
+        clip = float(config.grad_clip_norm)
+        per_tensor = config.get("grad_clip_mode", "global") == "per_tensor"
+        chain.append(clip_by_tensor_norm(clip) if per_tensor else optax.clip_by_global_norm(clip))
     name = config.optimizer
     if name == "adamw":
         # optax.adamw's own chain (same state layout) with per-group decoupled decay:

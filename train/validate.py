@@ -22,6 +22,7 @@ COMBINE = "+"  # "dense+multicrop150": the softmax outputs of several modes aver
 AUTO_AUGMENTS = ("", "autoaugment", "autoaugment_svhn", "randaugment")
 PARALLEL = ("jit", "pmap")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+GRAD_CLIP_MODES = ("global", "per_tensor")
 
 
 class ConfigError(ValueError):
@@ -83,7 +84,8 @@ def config_problems(config: Any, image_size: int) -> list[str]:
         positive("aux_loss_weight", zero=True)
     for field, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("train_crop", TRAIN_CROPS),
                            ("auto_augment", AUTO_AUGMENTS), ("parallel", PARALLEL), ("compute_dtype", DTYPES),
-                           ("cpu_ynn_fusions", flaxnets.layers.YNN_SETTINGS)):
+                           ("cpu_ynn_fusions", flaxnets.layers.YNN_SETTINGS),
+                           ("grad_clip_mode", GRAD_CLIP_MODES)):
         need(config.get(field) in choices,
              f"{field}={config.get(field)!r} is not one of {', '.join(map(repr, choices))}")
     modes = tuple(config.eval_modes) if not isinstance(config.eval_modes, str) else (config.eval_modes,)

@@ -47,6 +47,9 @@ def get_config() -> ml_collections.ConfigDict:
     # Decay of depthwise conv kernels (shape (kh, kw, 1, C)); None → weight_decay (MobileNet v1: 0).
     c.depthwise_weight_decay = ml_collections.FieldReference(None, field_type=float)
     c.grad_clip_norm = 0.0  # 0 → no clipping
+    # "global": one norm over every gradient (Pascanu et al. 2013; NASNet's notes); "per_tensor":
+    # each parameter's gradient by its own norm (TF-slim create_train_op's clip_gradient_norm).
+    c.grad_clip_mode = "global"
     # ("PATTERN=RADIUS", ...): after each step, conv filters of matching layers whose RMS exceeds
     # the radius are scaled back onto it (ZFNet, Zeiler & Fergus 2014 Sec. 3); () → off.
     c.filter_rms_radius = ()
