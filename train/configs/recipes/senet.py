@@ -31,6 +31,11 @@ RECIPES = {
     "seresnet*": dict(_COMMON),
     "seresnext*": dict(_COMMON),
     "se_inception_*": dict(_COMMON),
+    # SE-Inception-v3 (no result in the paper): the base network's own stabiliser, Inception-v3's
+    # gradient clipping at 2.0 per tensor (Szegedy et al. 2016 Sec. 8; recipes/inception.py,
+    # "Gradient clipping", for the gradient explosion at its stem it bounds), which SENet's
+    # protocol, written for residual bases and the shallower BN-Inception, does not need.
+    "se_inception_v3": dict(_COMMON, grad_clip_norm=2.0, grad_clip_mode="per_tensor"),
     "se_bn_inception": dict(_COMMON),
     # BN frozen "for the last few" epochs (TPAMI Appendix (f)); no number is given. 0.05 of the
     # run = the last 5 of 100 epochs: half of the final lr stage (epochs 90-100), so the frozen
