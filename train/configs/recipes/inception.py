@@ -42,11 +42,12 @@ gradient explosion in networks without skip connections (Yang et al., "A Mean Fi
 Batch Normalization", ICLR 2019): inception_v3 at 75×75 on a batch of 64 digits, ‖g‖ 5.4 at
 ``fc``, 10 at ``Mixed_6e``, 88 at ``Mixed_5b``, 286 at ``Conv2d_1a_3x3`` (weights' norm 6.2),
 421 over all. Clipped per tensor, the stem's step is bounded and the top's left as it is; one
-norm over all gradients scaled every update down by 2/‖g‖ (×1/210 at first) and stalled training: on the digits
-(batch 64, lr 0.041) the training loss was still 2.19 after 120 steps with the global norm
-(test top-1 20.6 %), against 1.12 after 60 steps per tensor (test top-1 75.3 %; unclipped
-77.8 %); the full default run (330 steps) ended at 63.06 % with the global norm
-(TRAINABILITY.md at dc147b0). Inception-v4 (Szegedy et al. 2017 Sec. 4) restates v3's optimiser
+norm over all gradients scaled every update down by 2/‖g‖ (×1/210 at first) and stalled
+training: on the digits (batch 64, lr 0.041) the training loss was still 2.19 after 120 steps
+with the global norm (test top-1 20.6 %), against 1.12 after 60 steps per tensor (test top-1
+75.3 %; unclipped 77.8 %); the full default run (330 steps) ended at 63.06 % with the global
+norm (TRAINABILITY.md at dc147b0) and at 98.33 % per tensor (at 8dd412d).
+Inception-v4 (Szegedy et al. 2017 Sec. 4) restates v3's optimiser
 and schedule and says nothing of clipping; its deeper stack without skip connections explodes
 more (75×75, 64 digits: ‖g‖ 3.6 at ``last_linear``, 6,161 at the first conv whose weights'
 norm is 6.2; 7,245 over all), and unclipped it did not learn (60 steps: loss 2.89, test top-1
