@@ -90,8 +90,7 @@ RECIPES = {
                          weight_decay=4e-5, train_crop="random_resized", color_jitter=0.1),
     # Clipping per tensor: see the docstring ("Gradient clipping").
     "inception_v3": dict(_RMSPROP, label_smoothing=0.1, grad_clip_norm=2.0, grad_clip_mode="per_tensor",
-                         aux_loss_weight=0.4,
-                         weight_decay=4e-5, num_epochs=100.0),
+                         aux_loss_weight=0.4, weight_decay=4e-5, num_epochs=100.0),
     # Inception-v4 (Sec. 4 states v3's optimiser, not its clipping): v3's clipping per tensor, for
     # the stronger gradient explosion of the deeper network (docstring, "Gradient clipping").
     "inception_v4": dict(_RMSPROP, weight_decay=4e-5, grad_clip_norm=2.0, grad_clip_mode="per_tensor"),
