@@ -272,8 +272,8 @@ def _conv_cpu(x: Array, k: Array, strides: tuple[int, int], padding: Sequence[tu
                                     (((3,), (0,)), ((), ())), precision=precision, preferred_element_type=acc)
             y = t if y is None else y + t
         return y.astype(x.dtype)
-    if cin_g == 1 and cout == groups and strides == (1, 1) and kh * kw > 1:
-        return _depthwise_s1(x, k, dilation)  # the common case, with its own (cheaper) gradient
+    if cin_g == 1 and cout == groups and kh * kw > 1:
+        return _depthwise(x, k, strides, dilation)  # the common case, with its own (cheaper) gradient
     if cin_g == 1:  # depthwise (channel multiplier cout / groups): shifted multiply-adds
         mult = cout // groups
         xr = jnp.repeat(x, mult, axis=3) if mult > 1 else x
@@ -292,48 +292,53 @@ def _conv_cpu(x: Array, k: Array, strides: tuple[int, int], padding: Sequence[tu
     return _grouped(x, k, (ho, wo), strides, dilation, groups, precision)
 
 
-def _depthwise_macs(x: Array, k: Array, dilation: tuple[int, int]) -> Array:
-    """Stride-1 depthwise conv of an already padded ``x``: k×k shifted multiply-adds."""
+def _depthwise_macs(x: Array, k: Array, strides: tuple[int, int], dilation: tuple[int, int]) -> Array:
+    """Depthwise conv (multiplier 1) of an already padded ``x``: k×k shifted multiply-adds."""
     kh, kw = k.shape[:2]
-    out_hw = (x.shape[1] - (kh - 1) * dilation[0], x.shape[2] - (kw - 1) * dilation[1])
+    out_hw = ((x.shape[1] - (kh - 1) * dilation[0] - 1) // strides[0] + 1,
+              (x.shape[2] - (kw - 1) * dilation[1] - 1) // strides[1] + 1)
     acc = jnp.promote_types(x.dtype, jnp.float32)
     y = None
     for i in range(kh):
         for j in range(kw):
-            t = _tap(x, i * dilation[0], j * dilation[1], out_hw, (1, 1)).astype(acc) * k[i, j, 0].astype(acc)
+            t = _tap(x, i * dilation[0], j * dilation[1], out_hw, strides).astype(acc) * k[i, j, 0].astype(acc)
             y = t if y is None else y + t
     return y.astype(x.dtype)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _depthwise_s1(x: Array, k: Array, dilation: tuple[int, int]) -> Array:
-    """Stride-1 depthwise conv (``x`` padded). Its gradient is written out: the input gradient
-    is the same multiply-adds over the padded output gradient with the flipped kernel, and the
-    kernel gradient one reduction per tap; autodiff of the slices instead materialises one
-    padded copy per tap (about 10× the forward's time and +76 % memory in mobilenet_v2)."""
-    return _depthwise_macs(x, k, dilation)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise(x: Array, k: Array, strides: tuple[int, int], dilation: tuple[int, int]) -> Array:
+    """Depthwise conv (``x`` padded, multiplier 1). Its gradient is written out: the input
+    gradient is stride-1 multiply-adds of the flipped kernel over the output gradient, dilated by
+    the stride and padded (one ``lax.pad``), and the kernel gradient one reduction per tap.
+    Autodiff of the strided slices instead materialises one padded copy of the input per tap
+    (about 10× the forward's time and +76 % memory in mobilenet_v2 for stride 1)."""
+    return _depthwise_macs(x, k, strides, dilation)
 
 
-def _depthwise_s1_fwd(x, k, dilation):
-    return _depthwise_macs(x, k, dilation), (x, k)
+def _depthwise_fwd(x, k, strides, dilation):
+    return _depthwise_macs(x, k, strides, dilation), (x, k)
 
 
-def _depthwise_s1_bwd(dilation, res, dy):
+def _depthwise_bwd(strides, dilation, res, dy):
     x, k = res
     kh, kw = k.shape[:2]
-    (dh, dw), zero = dilation, jnp.zeros((), dy.dtype)
+    (sh, sw), (dh, dw), zero = strides, dilation, jnp.zeros((), dy.dtype)
     lo_h, lo_w = (kh - 1) * dh, (kw - 1) * dw
-    dyp = jax.lax.pad(dy, zero, ((0, 0, 0), (lo_h, lo_h, 0), (lo_w, lo_w, 0), (0, 0, 0)))
-    dx = _depthwise_macs(dyp, k[::-1, ::-1], dilation)
+    # input rows past the last window get no gradient: pad them on after the flipped-kernel taps
+    rest_h = x.shape[1] - ((dy.shape[1] - 1) * sh + lo_h + 1)
+    rest_w = x.shape[2] - ((dy.shape[2] - 1) * sw + lo_w + 1)
+    dyp = jax.lax.pad(dy, zero, ((0, 0, 0), (lo_h, lo_h + rest_h, sh - 1), (lo_w, lo_w + rest_w, sw - 1), (0, 0, 0)))
+    dx = _depthwise_macs(dyp, k[::-1, ::-1], (1, 1), dilation)
     acc = jnp.promote_types(x.dtype, jnp.float32)
     dyf = dy.astype(acc)
     dk = jnp.stack([jnp.stack([
-        jnp.sum(_tap(x, i * dh, j * dw, dy.shape[1:3], (1, 1)).astype(acc) * dyf, axis=(0, 1, 2))
+        jnp.sum(_tap(x, i * dh, j * dw, dy.shape[1:3], strides).astype(acc) * dyf, axis=(0, 1, 2))
         for j in range(kw)]) for i in range(kh)])[:, :, None, :]
     return dx, dk.astype(k.dtype)
 
 
-_depthwise_s1.defvjp(_depthwise_s1_fwd, _depthwise_s1_bwd)
+_depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
 
 
 _SPLIT_GROUPS = 8  # up to this many groups a grouped conv is split into dense convs
