@@ -182,7 +182,7 @@ def _aux_logits(state) -> list:
 # conv: the GPU/TPU code path, which CPU compiles 2-5x faster than the CPU formulations:
 # nasnetamobile's train step 25 s vs 127 s of CPU time). One model per CPU formulation runs it
 # on the CPU path too: depthwise + 1x1 (mobilenet_v2), many groups (resnext50_32x4d), few
-# groups (alexnet_paper), stride-1 depthwise with its own gradient (ghostnet_050). The
+# groups (alexnet_paper), depthwise (strides 1 and 2) with its own gradient (ghostnet_050). The
 # formulations equal lax's conv op by op (tests/test_layers.py), and every twin's parity runs
 # on the default (CPU) path (tests/test_parity.py).
 _CPU_PATH = ("mobilenet_v2", "resnext50_32x4d", "alexnet_paper", "ghostnet_050")
