@@ -140,12 +140,13 @@ def test_conv_bn_act_padding_forms() -> None:
 
 
 # (cin, cout, groups, kernel, stride, padding, dilation): 1×1 (strided, padded), depthwise
-# (multiplier 2, stride 2, dilation 2; multiplier 1 with its own gradient: stride 1 dilated, and
-# stride 2 with a last padded row and column no window reaches), few groups (split path), many
-# groups (custom-vjp path: multiply-add forward for narrow groups, matmul per tap for groups
-# wider than layers._MACS_MAX_CIN, strided).
+# (multiplier 2, stride 2, dilation 2; multiplier 1 with its own gradient: stride 1 dilated,
+# stride 2 with a last padded row and column no window reaches, stride 2 dilation 2 whose odd
+# input phase no tap reaches), few groups (split path), many groups (custom-vjp path:
+# multiply-add forward for narrow groups, matmul per tap for groups wider than
+# layers._MACS_MAX_CIN, strided).
 _CONV_CASES = [(8, 16, 1, 1, 2, 1, 1), (6, 12, 6, 3, 2, 1, 2), (8, 8, 8, 5, 1, 3, 2), (8, 8, 8, 4, 2, 1, 1),
-               (12, 24, 3, 3, 2, 1, 1), (40, 40, 20, 3, 1, 1, 1), (160, 40, 10, 3, 2, 1, 1)]
+               (8, 8, 8, 3, 2, 1, 2), (12, 24, 3, 3, 2, 1, 1), (40, 40, 20, 3, 1, 1, 1), (160, 40, 10, 3, 2, 1, 1)]
 
 
 @pytest.mark.parametrize("cin,cout,g,k,s,p,d", _CONV_CASES)
