@@ -353,7 +353,8 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     if a.one:
         side, mode = a.one
-        print(json.dumps(_one(side, a.models[0], mode, a.batch, a.size, a.steps, a.dtype, a.cpu_ynn_fusions)))
+        size = a.size or flaxnets.model_info(a.models[0]).input_size[0]
+        print(json.dumps(_one(side, a.models[0], mode, a.batch, size, a.steps, a.dtype, a.cpu_ynn_fusions)))
         return
     known = flaxnets.list_models()
     names: list[str] = list(REPRESENTATIVES) if a.family_representatives else []
