@@ -274,14 +274,9 @@ def _conv_cpu(x: Array, k: Array, strides: tuple[int, int], padding: Sequence[tu
         return y.astype(x.dtype)
     if cin_g == 1 and cout == groups and kh * kw > 1:
         return _depthwise(x, k, strides, dilation)  # the common case, with its own (cheaper) gradient
-    if cin_g == 1:  # depthwise (channel multiplier cout / groups): shifted multiply-adds
+    if cin_g == 1:  # depthwise with channel multiplier cout / groups: repeat the inputs, then multiply-adds
         mult = cout // groups
-        xr = jnp.repeat(x, mult, axis=3) if mult > 1 else x
-        y = None
-        for i, j in taps:
-            t = _tap(xr, i * dh, j * dw, (ho, wo), strides).astype(acc) * k[i, j, 0].astype(acc)
-            y = t if y is None else y + t
-        return y.astype(x.dtype)
+        return _depthwise_macs(jnp.repeat(x, mult, axis=3) if mult > 1 else x, k, strides, dilation)
     if groups <= _SPLIT_GROUPS:  # few groups (AlexNet's 2, ShuffleNet v1's 3/8): one dense conv each
         ci, co = cin_g, cout // groups
         return jnp.concatenate([
@@ -293,7 +288,7 @@ def _conv_cpu(x: Array, k: Array, strides: tuple[int, int], padding: Sequence[tu
 
 
 def _depthwise_macs(x: Array, k: Array, strides: tuple[int, int], dilation: tuple[int, int]) -> Array:
-    """Depthwise conv (multiplier 1) of an already padded ``x``: k×k shifted multiply-adds."""
+    """Depthwise conv of an already padded ``x`` (one input channel per output channel): k×k shifted multiply-adds."""
     kh, kw = k.shape[:2]
     out_hw = ((x.shape[1] - (kh - 1) * dilation[0] - 1) // strides[0] + 1,
               (x.shape[2] - (kw - 1) * dilation[1] - 1) // strides[1] + 1)
