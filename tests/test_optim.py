@@ -329,6 +329,13 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert adapt_augmentation(imagenet, "digits", 32, ("train_crop",), small_images=True)[0].train_crop \
         == "random_resized"  # explicit wins
     assert adapt_augmentation(imagenet, "folder", 224)[0].train_crop == "random_resized"  # photos: kept
+    resnext, _ = adapted("resnext50_32x4d")  # ImageNet colour jitter 0.4 + PCA lighting 0.1: off on small images
+    small, line = adapt_augmentation(resnext, "digits", 32, small_images=True)
+    assert (small.color_jitter, small.pca_lighting) == (0.0, 0.0) and "color jitter and pca lighting off" in line
+    kept = adapt_augmentation(resnext, "digits", 32, ("pca_lighting",), small_images=True)[0]
+    assert (kept.color_jitter, kept.pca_lighting) == (0.0, 0.1)  # explicit wins
+    photos = adapt_augmentation(resnext, "folder", 224)[0]
+    assert (photos.color_jitter, photos.pca_lighting) == (0.4, 0.1)  # photos: kept
     from train.configs import SMALL_DATA_TFLOP, budget_epochs  # 3 × forward FLOPs × images × epochs
 
     assert budget_epochs(30.0, 1e6, 1437) == (30.0, "")  # resnet20-sized: far under the budget
