@@ -38,6 +38,8 @@ were 2-5x that while a trainability sweep shared the cores:
 The numbers above the squeezenet line were measured before 022b79b (the classifier-rate rule for
 SGD recipes on fewer classes); the SGD cases among them (shufflenet_v2_x0_5, seresnet18,
 ghostnet_050, bn_inception) passed their thresholds again after it (4 tests, 256 s under pytest).
+bn_inception and alexnet passed theirs again at 60b012a, where their recipes' colour jitter / PCA
+lighting turned off on small images (2 tests, 255 s under pytest).
 
 Not covered yet: darknet (darknet53's
 default run, 15 epochs: 97.5 %, 1,473 s at 5c861fd, ~90 s an epoch; 3 epochs holding the whole
