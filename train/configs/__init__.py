@@ -29,7 +29,7 @@ regularisation, loss) and re-scales what belongs to the data:
   whose default budget costs more trains fewer epochs, never fewer than
   :data:`MIN_BUDGET_EPOCHS` (15 for ImageNet recipes, 3 for CIFAR/MNIST ones), and the start
   line says so;
-* augmentation geometry (:func:`adapt_augmentation`): on small images a photo recipe's scale
+* augmentation (:func:`adapt_augmentation`): on small images a photo recipe's scale
   augmentation (random-resized crops, scale jitter) becomes a pad-and-crop shift of 1/8 of the
   side; CIFAR's pad-and-crop shift (4 px of 32) keeps its fraction at the training size (1 px
   at 8×8); colour jitter and PCA lighting are turned off there, as in the CIFAR recipes of the
