@@ -104,16 +104,48 @@ def frozen_batch_norm(patterns: Sequence[str]) -> Iterator[None]:
         _FROZEN_BN.reset(token)
 
 
+_BATCH_STATISTICS: contextvars.ContextVar[bool] = contextvars.ContextVar("bn_batch_statistics", default=False)
+
+
+@contextlib.contextmanager
+def batch_statistics() -> Iterator[None]:
+    """Every BatchNorm normalises with its batch's statistics and stores them, whatever its mode.
+
+    Inside, ``model.apply(variables, x, train=False, mutable=["batch_stats"])`` runs the network
+    as it is evaluated (no dropout, no drop-path) with each BatchNorm normalising by the mean and
+    (biased) variance of what reaches it, and returns those statistics in ``batch_stats`` in
+    place of running averages: one batch's contribution to PreciseBN's population statistics
+    (``train.loop.precise_batch_stats``).
+    """
+    token = _BATCH_STATISTICS.set(True)
+    try:
+        yield
+    finally:
+        _BATCH_STATISTICS.reset(token)
+
+
 class BatchNorm(nn.BatchNorm):
     """flax ``BatchNorm`` whose train/eval mode is a field, overridable per module.
 
     ``train`` replaces the constructor's ``use_running_average``; inside
-    :func:`frozen_batch_norm` a module whose path matches runs with its running averages.
+    :func:`frozen_batch_norm` a module whose path matches runs with its running averages,
+    inside :func:`batch_statistics` every module with its batch's statistics, which it stores.
     """
 
     train: bool = False
 
     def __call__(self, x: Array, use_running_average: bool | None = None, **kwargs: Any) -> Array:
+        if _BATCH_STATISTICS.get() and not self.is_initializing():
+            if self.momentum >= 1.0:
+                raise ValueError(f"BatchNorm momentum {self.momentum} keeps no batch statistics")
+            # flax stores momentum·old + (1 − momentum)·batch: from zeros that is a multiple of
+            # the batch's statistics, exact after the division.
+            for k in ("mean", "var"):
+                self.put_variable("batch_stats", k, jnp.zeros_like(self.get_variable("batch_stats", k)))
+            y = super().__call__(x, False, **kwargs)
+            for k in ("mean", "var"):
+                self.put_variable("batch_stats", k, self.get_variable("batch_stats", k) / (1.0 - self.momentum))
+            return y
         if use_running_average is None:
             frozen = _FROZEN_BN.get()
             use_running_average = not self.train or bool(frozen and path_matches(module_path(self.path), frozen))

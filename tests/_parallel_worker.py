@@ -37,9 +37,13 @@ def main(mode: str, ndev: int, out: str) -> None:
                  "label": rng.integers(0, 10, 16).astype(np.int32)}
         state, metrics = step(state, par.put_batch(batch), key)
         losses.append(par.scalars(metrics)["loss"])
+    # PreciseBN moments of one more batch: global-batch statistics in every mode too.
+    moments = par.batch_moments_step()(state, par.put_batch(
+        {"image": rng.standard_normal((16, *shape)).astype(np.float32), "label": np.zeros(16, np.int32)}))
     host = par.host_state(state)
+    precise = par.host_state(state.replace(batch_stats=moments)).batch_stats
     flat = {"/".join(k): v for k, v in traverse_util.flatten_dict(
-        {"params": host.params, "batch_stats": host.batch_stats}).items()}
+        {"params": host.params, "batch_stats": host.batch_stats, "precise": precise}).items()}
     np.savez(out, losses=np.asarray(losses), **flat)
 
 

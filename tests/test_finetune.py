@@ -103,6 +103,49 @@ def test_ema_equals_hand_computed_average() -> None:
     np.testing.assert_allclose(steps.ema_decay_at(999, 0.9999, "timm"), 1 - 1000 ** -0.75, rtol=1e-6)
 
 
+class _BNDropBN(nn.Module):
+    """BatchNorm → dropout 0.5 → ×2 + 1 → BatchNorm: what the second one sees depends on
+    whether dropout runs (the network trained) or not (the network evaluated)."""
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = layers.batch_norm(train)(name="bn1")(x)
+        x = nn.Dropout(0.5, deterministic=not train)(x)
+        x = layers.batch_norm(train)(name="bn2")(2.0 * x + 1.0)
+        return nn.Dense(3, name="fc")(jnp.mean(x, axis=(1, 2)))
+
+
+def test_precise_bn_gives_population_statistics_of_the_evaluated_network() -> None:
+    """PreciseBN over two batches of different means: bn1 gets the mean and variance of their
+    union (not the mean of the batch variances), bn2 those of 2·bn1(x) + 1 with bn1 normalising
+    each batch by its own statistics and no dropout (mean 1, var 4·v/(v + eps)); the EMA weights
+    get theirs; an unknown sample count is refused."""
+    from types import SimpleNamespace
+
+    from train import loop, parallel, validate
+
+    state = steps.init_state(_BNDropBN(), optax.sgd(0.1), (4, 4, 2), seed=0, ema=True)
+    rng = np.random.default_rng(0)
+    images = [rng.normal(m, s, (6, 4, 4, 2)).astype(np.float32) for m, s in ((0.0, 1.0), (3.0, 2.0))]
+    batches = [{"image": x, "label": np.arange(6) % 3} for x in images]
+    run = SimpleNamespace(state=state, par=parallel.Parallel("jit"), precise_batches=lambda step: iter(batches))
+    fns = [run.par.batch_moments_step(), run.par.batch_moments_step(ema=True)]
+    loop.precise_batch_stats(run, 0, fns)
+    union = np.concatenate(images)
+    for stats in (run.state.batch_stats, run.state.ema_batch_stats):
+        np.testing.assert_allclose(stats["bn1"]["mean"], union.mean((0, 1, 2)), rtol=1e-5)
+        np.testing.assert_allclose(stats["bn1"]["var"], union.var((0, 1, 2)), rtol=1e-5)
+        v = np.stack([x.var((0, 1, 2)) for x in images])
+        np.testing.assert_allclose(stats["bn2"]["mean"], np.ones(2), rtol=1e-5)
+        np.testing.assert_allclose(stats["bn2"]["var"], (4 * v / (v + 1e-5)).mean(0), rtol=1e-4)
+    assert loop.precise_bn_batches(SimpleNamespace(get=lambda k: 8192), 64, 22, state.batch_stats) == 22
+    assert loop.precise_bn_batches(SimpleNamespace(get=lambda k: 512), 64, 22, state.batch_stats) == 8
+    assert loop.precise_bn_batches(SimpleNamespace(get=lambda k: 512), 64, 22, {}) == 0
+    cfg = get_config()
+    cfg.precise_bn_samples = -1
+    assert any("precise_bn_samples=-1" in p for p in validate.finetune_problems(cfg))
+
+
 def test_bn_freeze_phase_keeps_every_batchnorm_as_it_is() -> None:
     """bn_freeze_epochs: the last 5 % of 100 steps start at 95; in that phase a step leaves BN
     statistics, scale and bias bit-identical while the conv still trains."""
@@ -225,7 +268,8 @@ def test_run_started_from_another_run_loads_everything_and_resume_never_reinits(
         tmp_path: pathlib.Path, capsys, request) -> None:
     """VGG's multi-scale procedure at tiny scale: a run at another training size started from a
     finished run's workdir loads every tensor (strict); rerun, it resumes its own checkpoint
-    (no init line, the source may be gone) and its train step comes from the compilation cache."""
+    (no init line, the source may be gone) and its train step comes from the compilation cache.
+    The second run keeps PreciseBN statistics (raw and EMA) before its evaluations."""
     import shutil
 
     from train import loop
@@ -237,9 +281,10 @@ def test_run_started_from_another_run_loads_everything_and_resume_never_reinits(
     loop.train_and_evaluate(_digits_config("resnet20", image_size=32), str(a))
     capsys.readouterr()
     cfg = _digits_config("resnet20", image_size=40, init_from=str(a), init_strict=True,
-                         compilation_cache=str(tmp_path / "cache"), ema_decay=0.9)
+                         compilation_cache=str(tmp_path / "cache"), ema_decay=0.9, precise_bn_samples=16)
     loop.train_and_evaluate(cfg, str(b))
     out = capsys.readouterr().out
+    assert "PreciseBN: BatchNorm statistics from 2 training batches (16 images)" in out, out
     src = _restore(a)
     n = len(jax.tree_util.tree_leaves(src["params"])) + len(jax.tree_util.tree_leaves(src["batch_stats"]))
     assert f"init_from {a} (step 2, latest): {n} tensors loaded, 0 kept random, 0 reset" in out, out

@@ -36,5 +36,6 @@ def test_jit_and_pmap_match_single_device(tmp_path: pathlib.Path) -> None:
         assert set(got) == set(ref)
         np.testing.assert_allclose(got["losses"], ref["losses"], rtol=1e-5, atol=1e-5, err_msg=mode)
         for k in ref:
-            # BatchNorm running statistics included: pmap must use cross-device statistics.
+            # BatchNorm running statistics and PreciseBN moments included: pmap must use
+            # cross-device statistics.
             np.testing.assert_allclose(got[k], ref[k], rtol=1e-4, atol=1e-5, err_msg=f"{mode}: {k}")

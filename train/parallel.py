@@ -197,6 +197,15 @@ class Parallel:
         fn = functools.partial(steps.eval_step, apply_fn=apply_fn, **self._stats)
         return jax.jit(fn, out_shardings=self.replicated)
 
+    def batch_moments_step(self, ema: bool = False) -> Callable:
+        """Compiled ``(state, batch) → per-BatchNorm batch moments`` of the global batch
+        (:func:`train.steps.batch_moments_step`), replicated."""
+        if self.mode == "pmap":
+            fn = functools.partial(steps.batch_moments_step, axis_name=AXIS, ema=ema, **self._stats)
+            return jax.pmap(fn, axis_name=AXIS, devices=self._pmap_devices)
+        fn = functools.partial(steps.batch_moments_step, ema=ema, **self._stats)
+        return jax.jit(fn, out_shardings=self.replicated)
+
     def probs_step(self, apply_fn: Callable | None = None) -> Callable:
         """Compiled ``(state, batch) → per-example probabilities`` (sharded like the batch)."""
         fn = functools.partial(steps.probs_step, apply_fn=apply_fn, **self._stats)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import collections
 import functools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -250,6 +250,37 @@ def eval_step(state: TrainState, batch: dict, *, axis_name: str | None = None,
     if axis_name is not None:
         out = jax.lax.psum(out, axis_name)
     return out
+
+
+def _moments(tree: Any) -> Any:
+    """BatchNorm statistics ``{"mean", "var"}`` → ``{"mean", "var": E[x²] = var + mean²}``."""
+    if isinstance(tree, Mapping) and set(tree) == {"mean", "var"}:
+        return {"mean": tree["mean"], "var": tree["var"] + jnp.square(tree["mean"])}
+    return {k: _moments(v) for k, v in tree.items()}
+
+
+def population_stats(moment_sums: Any, n: int) -> Any:
+    """Sums over ``n`` batches of :func:`batch_moments_step` → BatchNorm ``{"mean", "var"}``:
+    the mean of the batch means and ``E[x²] − mean²`` (pycls ``compute_precise_bn_stats``)."""
+    if isinstance(moment_sums, Mapping) and set(moment_sums) == {"mean", "var"}:
+        mean = moment_sums["mean"] / n
+        return {"mean": mean, "var": jnp.maximum(moment_sums["var"] / n - jnp.square(mean), 0.0)}
+    return {k: population_stats(v, n) for k, v in moment_sums.items()}
+
+
+def batch_moments_step(state: TrainState, batch: dict, *, axis_name: str | None = None,
+                       ema: bool = False, mean: Sequence[float] | None = None,
+                       std: Sequence[float] | None = None) -> Any:
+    """Per BatchNorm, the mean and second moment ``E[x²]`` (in ``"var"``) of what reaches it on
+    ``batch`` in the network as evaluated (``train=False``: no dropout, no drop-path), each
+    BatchNorm normalising with these batch statistics (:func:`flaxnets.layers.batch_statistics`);
+    with ``ema`` for the EMA weights. One batch of PreciseBN (``train.loop.precise_batch_stats``).
+    """
+    view = ema_view(state) if ema else state
+    images = device_images(batch["image"], mean, std)
+    with layers.bn_axis_name(axis_name), layers.batch_statistics():
+        _, new = view.apply_fn(_variables(view), images, train=False, mutable=["batch_stats"])
+    return _moments(new["batch_stats"])
 
 
 def probs_step(state: TrainState, batch: dict, *, apply_fn: Callable | None = None,

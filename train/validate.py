@@ -209,6 +209,9 @@ def finetune_problems(config: Any) -> list[str]:
     bn = _number(config.get("bn_freeze_epochs", 0.0))
     if bn is None or not bn >= 0:
         bad.append(f"bn_freeze_epochs={config.get('bn_freeze_epochs')!r} must be >= 0")
+    samples = config.get("precise_bn_samples", 0)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        bad.append(f"precise_bn_samples={samples!r} must be a whole number >= 0 (0: off)")
     return bad
 
 

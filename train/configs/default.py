@@ -130,6 +130,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.head_lr_mult = 1.0
     # The last N epochs (≤ 1: that fraction of the run): every BatchNorm in inference mode, scale/bias fixed.
     c.bn_freeze_epochs = 0.0
+    # PreciseBN (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", Sec. 3.2; pycls
+    # BN.NUM_SAMPLES_PRECISE = 8192): before every evaluation and the last checkpoint, the
+    # BatchNorm running averages are replaced by the population statistics of this many training
+    # images (at most one epoch) through the network as evaluated. 0 → off (running averages).
+    c.precise_bn_samples = 0
 
     # Weight averaging: EMA of params and BatchNorm statistics, evaluated beside the raw weights.
     c.ema_decay = 0.0  # 0 → off (EfficientNet / MobileNet v2 reference code: 0.9999)
