@@ -114,6 +114,25 @@ def test_single_column_eval_is_a_plain_chain(column: int) -> None:
     assert not np.allclose(np.asarray(whole), np.asarray(got), atol=1e-4)
 
 
+def test_dropout_comes_before_batchnorm() -> None:
+    """The authors' unit is conv → dropout → BatchNorm → ReLU (``globals.crox``): in training
+    the BatchNorm normalises the dropped-out convolution, whose variance dropout 0.5 doubles
+    (zero-mean input, inverted scaling); dropout after it would leave it as without dropout."""
+    from flaxnets import layers
+    from flaxnets.models.fractalnet import FractalUnit
+
+    x = _x((16, 8, 8, 3))
+
+    def bn_var(rate: float) -> np.ndarray:
+        unit = FractalUnit(64, layers.make_conv(), layers.batch_norm(True), rate)
+        v = unit.init(jax.random.PRNGKey(0), x, False)
+        _, new = unit.apply(v, x, True, mutable=["batch_stats"], rngs={"dropout": jax.random.PRNGKey(1)})
+        return np.asarray(new["batch_stats"]["bn"]["var"] - 0.9 * v["batch_stats"]["bn"]["var"]) / 0.1
+
+    ratio = bn_var(0.5) / bn_var(0.0)
+    assert 1.6 < float(np.median(ratio)) < 2.4, ratio
+
+
 def test_join_and_local_mask() -> None:
     a, b, c = jnp.full((2,), 1.0), jnp.full((2,), 3.0), jnp.full((2,), 8.0)
     np.testing.assert_allclose(join([a, b, c]), np.full((2,), 4.0))

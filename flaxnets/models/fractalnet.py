@@ -6,7 +6,9 @@ Fractal expansion rule (Sec. 2, Fig. 1): ``f_1(z) = conv(z)``,
 inputs. A block with C columns therefore has column c (1-based, c = 1 shallowest) made of
 ``2^(c-1)`` convolutions, ``2^C − 1`` convolutions in all, of which C read the block input.
 The network stacks B blocks, each followed by a 2×2 max pool (Sec. 4). A conv unit is
-3×3 conv → BatchNorm → ReLU (→ dropout at the block's rate, ``proj_drop_rate``).
+3×3 conv → dropout at the block's rate (``proj_drop_rate``) → BatchNorm → ReLU: the order of
+the authors' Caffe template (``gustavla/fractalnet`` ``generation/globals.crox``, macro
+``conv``: Convolution, Dropout, BatchNorm, ReLU).
 
 Regularisation (Sec. 3): drop-path. *Local*: every join drops each input with probability
 ``p`` (0.15 in the paper) but keeps at least one. *Global*: one column is chosen for the
@@ -79,12 +81,29 @@ def local_drop_mask(key: jax.Array, n: int, rate: float) -> jax.Array:
     return jnp.where(keep.any(), keep, fallback)
 
 
+class FractalUnit(nn.Module):
+    """3×3 conv → dropout → BatchNorm → ReLU (the authors' ``conv`` macro, ``globals.crox``);
+    variables ``conv``/``bn`` as in :class:`flaxnets.layers.ConvBNAct`."""
+
+    features: int
+    conv: Any
+    norm: Any
+    rate: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+        x = self.conv(self.features, (3, 3), padding=layers.pad2d(1), name="conv")(x)
+        x = nn.Dropout(self.rate, deterministic=not train)(x)
+        return nn.relu(self.norm(name="bn")(x))
+
+
 class FractalBlock(nn.Module):
     """One fractal block with ``columns`` columns (Larsson et al. 2017, Fig. 1)."""
 
     features: int
     columns: int
     conv: Any
+    norm: Any
     proj_drop_rate: float = 0.0
     local_drop_rate: float = 0.0
     single_column: int | None = None  # compute only this column (single-column evaluation)
@@ -93,8 +112,7 @@ class FractalBlock(nn.Module):
     def __call__(self, x: jax.Array, train: bool, global_col: jax.Array | None = None,
                  use_global: jax.Array | None = None) -> jax.Array:
         def unit(z: jax.Array, c: int, i: int) -> jax.Array:
-            z = self.conv(self.features, name=f"col{c}.{i}")(z)
-            return nn.Dropout(self.proj_drop_rate, deterministic=not train)(z)
+            return FractalUnit(self.features, self.conv, self.norm, self.proj_drop_rate, name=f"col{c}.{i}")(z, train)
 
         inputs = {c: x for c in range(1, self.columns + 1)}
         count = dict.fromkeys(inputs, 0)
@@ -132,7 +150,7 @@ class FractalNet(nn.Module):
     Attributes:
       channels: output channels of each block (B = len(channels)).
       columns: C.
-      proj_drop_rate: dropout after every conv unit, one rate per block.
+      proj_drop_rate: dropout between every conv and its BatchNorm, one rate per block.
       local_drop_rate: probability that a join drops each input (keeps ≥ 1).
       global_drop_rate: fraction of mini-batches trained on one random column only.
       eval_column: evaluate (``train=False``) a single column (1 = shallowest … C);
@@ -156,8 +174,7 @@ class FractalNet(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         norm = layers.batch_norm(train, self.dtype)
-        conv = functools.partial(layers.ConvBNAct, kernel_size=3, conv=layers.make_conv(self.dtype),
-                                 norm=norm)
+        conv = layers.make_conv(self.dtype)
         x = x.astype(self.dtype)
         global_col = use_global = None
         if train and self.global_drop_rate > 0:
@@ -166,7 +183,7 @@ class FractalNet(nn.Module):
             global_col = jax.random.randint(k2, (), 1, self.columns + 1)
         single = None if train else self.eval_column
         for b, (ch, rate) in enumerate(zip(self.channels, self.proj_drop_rate, strict=True)):
-            x = FractalBlock(ch, self.columns, conv, rate, self.local_drop_rate, single,
+            x = FractalBlock(ch, self.columns, conv, norm, rate, self.local_drop_rate, single,
                              name=f"block{b + 1}")(x, train, global_col, use_global)
             x = layers.max_pool(layers.tap(x, f"block{b + 1}"), 2, 2)
         # Global average pool: the map is 1×1 after five pools of a 32×32 input.
