@@ -389,7 +389,7 @@ def precise_bn_batches(config: Any, batch_size: int, steps_per_epoch: int, batch
 
 
 def precise_batch_stats(run: Run, step: int, moments_fns: Sequence[Any]) -> None:
-    """PreciseBN (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", Sec. 3.2): replace the
+    """PreciseBN (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", Sec. 3): replace the
     BatchNorm running averages of ``run.state`` (and of its EMA) by population statistics of
     training batches through the network as evaluated.
 

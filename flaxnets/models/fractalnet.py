@@ -185,7 +185,9 @@ class FractalNet(nn.Module):
         for b, (ch, rate) in enumerate(zip(self.channels, self.proj_drop_rate, strict=True)):
             x = FractalBlock(ch, self.columns, conv, norm, rate, self.local_drop_rate, single,
                              name=f"block{b + 1}")(x, train, global_col, use_global)
-            x = layers.max_pool(layers.tap(x, f"block{b + 1}"), 2, 2)
+            # Caffe's pooling output size rounds up (the authors' framework): the same maps as
+            # rounding down at 32×32, and a smaller input still passes five pools (8×8: 4, 2, 1, 1, 1).
+            x = layers.max_pool(layers.tap(x, f"block{b + 1}"), 2, 2, ceil_mode=True)
         # Global average pool: the map is 1×1 after five pools of a 32×32 input.
         return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="fc")
 
@@ -221,14 +223,14 @@ def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
 # dropout row agrees with Papers with Code's CIFAR-10+ 4.60; the 40-layer row's 5.24 was not
 # re-read). The earlier 95.41 was the 20-layer row's C10++ value put on the 40-layer model.
 _register("fractalnet20_cifar", dict(channels=(64, 128, 256, 512, 512), columns=3),
-          table="Sec. 4 (C=3, B=5), Table 1", input_size=(32, 32, 3), min_size=32, mean=CIFAR_MEAN,
+          table="Sec. 4 (C=3, B=5), Table 1", input_size=(32, 32, 3), min_size=1, mean=CIFAR_MEAN,
           std=CIFAR_STD, num_classes=10, crop_pct=1.0, top1=95.40, top1_protocol="full image 32",
           params=fractal_param_count((64, 128, 256, 512, 512), 3),
           notes="20 layers (C = 3), channels 64-128-256-512-512 (Sec. 4; authors' generator), mean "
                 "join; drop-path (local 0.15, global 50%) and dropout via the training recipe. Table 1 "
                 "quotes 38.6M; the stated widths give 33.7M (derivation in tests/test_fractalnet.py).")
 _register("fractalnet_cifar", dict(channels=(64, 128, 256, 512, 512), columns=4),
-          table="Sec. 4 (C=4, B=5), Table 1", input_size=(32, 32, 3), min_size=32, mean=CIFAR_MEAN,
+          table="Sec. 4 (C=4, B=5), Table 1", input_size=(32, 32, 3), min_size=1, mean=CIFAR_MEAN,
           std=CIFAR_STD, num_classes=10, crop_pct=1.0, top1=94.76, top1_protocol="full image 32",
           params=fractal_param_count((64, 128, 256, 512, 512), 4),
           notes="40 layers (C = 4), channels 64-128-256-512-512, mean join. Table 1 quotes 22.9M; the "

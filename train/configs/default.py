@@ -130,7 +130,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.head_lr_mult = 1.0
     # The last N epochs (≤ 1: that fraction of the run): every BatchNorm in inference mode, scale/bias fixed.
     c.bn_freeze_epochs = 0.0
-    # PreciseBN (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", Sec. 3.2; pycls
+    # PreciseBN (Wu & Johnson 2021, "Rethinking 'Batch' in BatchNorm", Sec. 3; pycls
     # BN.NUM_SAMPLES_PRECISE = 8192): before every evaluation and the last checkpoint, the
     # BatchNorm running averages are replaced by the population statistics of this many training
     # images (at most one epoch) through the network as evaluated. 0 → off (running averages).
