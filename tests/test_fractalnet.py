@@ -194,3 +194,23 @@ def test_local_drop_path_in_train_mode_only() -> None:
     e1 = cheap_jit(lambda v: model.apply(v, x, train=False))(v)
     e2 = cheap_jit(lambda v: FractalNet(**SMALL).apply(v, x, train=False))(v)
     np.testing.assert_allclose(np.asarray(e1), np.asarray(e2))  # no drop-path in evaluation
+
+
+def test_recipe_regularises_the_row_each_model_cites() -> None:
+    """Sec. 4.1 uses dropout (0-40 % per block) only "for experiments using dropout": the model
+    has none by default (a train step needs no rng), the 20-layer recipe adds dropout and
+    drop-path for its "+ drop-path + dropout" row, the 40-layer recipe neither (a plain row)."""
+    from train.configs.recipes import recipe_for
+
+    model = FractalNet(channels=(4, 8), columns=3, num_classes=5)
+    x = _x()
+    v = model.init(jax.random.PRNGKey(0), x)
+    out, _ = model.apply(v, x, train=True, mutable=["batch_stats"])  # no "dropout" rng needed
+    assert out.shape == (2, 5)
+    assert flaxnets.create_model("fractalnet20_cifar").proj_drop_rate is None
+    plain, regularised = recipe_for("fractalnet_cifar"), recipe_for("fractalnet20_cifar")
+    assert regularised["model_overrides"] == {"local_drop_rate": 0.15, "global_drop_rate": 0.5,
+                                              "proj_drop_rate": (0.0, 0.1, 0.2, 0.3, 0.4)}
+    assert not dict(plain.get("model_overrides") or {})
+    # PreciseBN where the trained sub-networks differ from the evaluated one (recipe docstring).
+    assert (regularised["precise_bn_samples"], plain.get("precise_bn_samples", 0)) == (8192, 0)

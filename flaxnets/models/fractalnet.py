@@ -17,17 +17,19 @@ per mini-batch. Masks are drawn once per mini-batch from the ``dropout`` rng. Ev
 uses the whole network (mean joins) or a single column (``eval_column``, Sec. 4.3,
 Table 3: a single column reaches nearly the full network's accuracy).
 
-Registered CIFAR networks (Sec. 4: B = 5 blocks, channels 64-128-256-512-512, dropout
-0-0.1-0.2-0.3-0.4 per block; the authors' generator ``gustavla/fractalnet``
-``generation/fractalnet.py`` has exactly these FILTERS/DROPOUTS, REDUCTIONS = 5, COLUMNS = 3):
+Registered CIFAR networks (Sec. 4: B = 5 blocks, channels 64-128-256-512-512; the authors'
+generator ``gustavla/fractalnet`` ``generation/fractalnet.py`` has exactly these FILTERS,
+REDUCTIONS = 5, COLUMNS = 3):
 
 * ``fractalnet20_cifar``: C = 3, 20 convolutional layers on the deepest path (Table 1's
-  "FractalNet (20 layers)", the row trained with drop-path + dropout);
+  "FractalNet (20 layers)"; its metadata cites the "+ drop-path + dropout" row);
 * ``fractalnet_cifar``: C = 4, 40 layers (Table 1's "FractalNet (40 layers)").
 
-Drop-path is off in the module defaults (so every parameter receives a gradient in a
-training step); the paper's values (``local_drop_rate=0.15, global_drop_rate=0.5``) are set
-by the training recipe ``train/configs/recipes/fractalnet.py``.
+Dropout and drop-path are off in the module defaults, as the other families' regularisers
+(DenseNet, WRN): the paper uses dropout only "for experiments using dropout" (Sec. 4.1, rates
+0-10-20-30-40 % per block, the generator's DROPOUTS), and Table 1 adds "drop-path + dropout" to
+the 20-layer network as a row of its own. The training recipe
+``train/configs/recipes/fractalnet.py`` sets them for the row a model cites.
 
 Parameter counts (no twin; derived and checked in ``tests/test_fractalnet.py``): a block
 ``c_in → c`` has C convolutions ``9·c_in·c`` and ``2^C − 1 − C`` convolutions ``9·c²`` (no
@@ -150,7 +152,8 @@ class FractalNet(nn.Module):
     Attributes:
       channels: output channels of each block (B = len(channels)).
       columns: C.
-      proj_drop_rate: dropout between every conv and its BatchNorm, one rate per block.
+      proj_drop_rate: dropout between every conv and its BatchNorm, one rate per block
+        (``None``: none; Sec. 4.1's experiments with dropout use 0, 0.1, 0.2, 0.3, 0.4).
       local_drop_rate: probability that a join drops each input (keeps ≥ 1).
       global_drop_rate: fraction of mini-batches trained on one random column only.
       eval_column: evaluate (``train=False``) a single column (1 = shallowest … C);
@@ -163,7 +166,7 @@ class FractalNet(nn.Module):
 
     channels: Sequence[int] = (64, 128, 256, 512, 512)
     columns: int = 4
-    proj_drop_rate: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4)
+    proj_drop_rate: Sequence[float] | None = None
     local_drop_rate: float = 0.0
     global_drop_rate: float = 0.0
     eval_column: int | None = None
@@ -182,7 +185,8 @@ class FractalNet(nn.Module):
             use_global = jax.random.bernoulli(k1, self.global_drop_rate)
             global_col = jax.random.randint(k2, (), 1, self.columns + 1)
         single = None if train else self.eval_column
-        for b, (ch, rate) in enumerate(zip(self.channels, self.proj_drop_rate, strict=True)):
+        rates = (0.0,) * len(self.channels) if self.proj_drop_rate is None else self.proj_drop_rate
+        for b, (ch, rate) in enumerate(zip(self.channels, rates, strict=True)):
             x = FractalBlock(ch, self.columns, conv, norm, rate, self.local_drop_rate, single,
                              name=f"block{b + 1}")(x, train, global_col, use_global)
             # Caffe's pooling output size rounds up (the authors' framework): the same maps as
@@ -233,5 +237,6 @@ _register("fractalnet_cifar", dict(channels=(64, 128, 256, 512, 512), columns=4)
           table="Sec. 4 (C=4, B=5), Table 1", input_size=(32, 32, 3), min_size=1, mean=CIFAR_MEAN,
           std=CIFAR_STD, num_classes=10, crop_pct=1.0, top1=94.76, top1_protocol="full image 32",
           params=fractal_param_count((64, 128, 256, 512, 512), 4),
-          notes="40 layers (C = 4), channels 64-128-256-512-512, mean join. Table 1 quotes 22.9M; the "
+          notes="40 layers (C = 4), channels 64-128-256-512-512, mean join; trained without drop-path or "
+                "dropout (its Table 1 row). Table 1 quotes 22.9M; the "
                 "stated widths give 76.1M (derivation in tests/test_fractalnet.py).")

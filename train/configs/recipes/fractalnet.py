@@ -5,20 +5,22 @@ SGD with momentum 0.9, batch 100, 400 epochs (CIFAR), learning rate 0.02 "droppe
 factor of 10 whenever the number of remaining epochs halves": at 1/2, 3/4, 7/8, … of the
 run (``step_epochs`` below, as fractions: 1 − 2^-k for k = 1…8; at k = 9 fewer than one
 of the 400 epochs would remain). Xavier init; standard CIFAR augmentation (translations +
-flips → pad-4 crops + flips). Regularisation: dropout 0-0.1-0.2-0.3-0.4 per block (the
-model's default ``proj_drop_rate``) and drop-path mixing 50 % global (one column) and 50 %
-local (join inputs dropped with p = 0.15) mini-batches, enabled through ``model_overrides``
-for the 20-layer network, whose Table 1 row is "drop-path + dropout"; the 40-layer row was
-trained without drop-path (fidelity audit 2026-12, §16). Weight decay is not stated in the
+flips → pad-4 crops + flips). Regularisation (Sec. 4.1, "for experiments using dropout"):
+dropout 0-10-20-30-40 % per block (``proj_drop_rate``; off in the model) and drop-path mixing
+50 % global (one column) and 50 % local (join inputs dropped with p = 0.15) mini-batches, both
+through ``model_overrides`` for the 20-layer network, whose metadata cites Table 1's
+"+ drop-path + dropout" row. The 40-layer network's row, "FractalNet (40 layers, 22.9M params)",
+is a plain row as the first 20-layer one (fidelity audit 2026-12, §16: no drop-path), not
+the "+ drop-path + dropout" one: neither is set for it. Weight decay is not stated in the
 paper; the default 1e-4 is kept (the authors' Caffe template sets decay_mult 1 on weights
 only, the value lives in a solver that is not published).
-PreciseBN (``precise_bn_samples``, pycls's 8192 images, at most an epoch; not in the paper): the
-network evaluated (every column, mean joins, no dropout) is never the one a training batch runs
-(one column under global drop-path, dropped inputs and units otherwise), so BatchNorm running
-averages describe other sub-networks. Measured on the digits (fractalnet20_cifar, default
-command, 286 steps at 8×8): 10.00 % test top-1 with running averages, one class predicted for
-every digit; the statistics recomputed through the evaluated network give the row in
-TRAINABILITY.md.
+PreciseBN for the 20-layer network (``precise_bn_samples``, pycls's 8192 images, at most an
+epoch; not in the paper): the network evaluated (every column, mean joins, no dropout) is never
+the one a training batch runs (one column under global drop-path, dropped inputs and units
+otherwise), so BatchNorm running averages describe other sub-networks. Measured on the digits
+(fractalnet20_cifar, default command, 286 steps at 8×8): 10.00 % test top-1 with running
+averages, one class predicted for every digit; the statistics recomputed through the evaluated
+network give the row in TRAINABILITY.md.
 Reported C10+ error (Table 1): 20 layers with drop-path + dropout 4.60 % (deepest column
 alone 4.68 %); 40 layers 5.24 %.
 """
@@ -28,7 +30,8 @@ _STEPS = tuple(1.0 - 2.0**-k for k in range(1, 9))
 RECIPES = {
     "fractalnet*": dict(optimizer="sgd", learning_rate=0.02, lr_batch_denom=100, batch_size=100,
                         momentum=0.9, schedule="step", step_epochs=_STEPS, step_factor=0.1,
-                        num_epochs=400.0, warmup_epochs=0.0, train_crop="pad_crop", random_flip=True,
-                        precise_bn_samples=8192),
-    "fractalnet20_cifar": dict(model_overrides={"local_drop_rate": 0.15, "global_drop_rate": 0.5}),
+                        num_epochs=400.0, warmup_epochs=0.0, train_crop="pad_crop", random_flip=True),
+    "fractalnet20_cifar": dict(model_overrides={"local_drop_rate": 0.15, "global_drop_rate": 0.5,
+                                                "proj_drop_rate": (0.0, 0.1, 0.2, 0.3, 0.4)},
+                               precise_bn_samples=8192),
 }
