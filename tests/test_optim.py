@@ -342,7 +342,8 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     per_epoch = 3 * 1e9 * 1437  # a 1 GFLOP forward: the budget buys floor(B / per_epoch) epochs
     epochs, why = budget_epochs(30.0, 1e9, 1437)
     assert epochs == max(8, int(SMALL_DATA_TFLOP * 1e12 // per_epoch)) < 30 and "compute budget" in why
-    assert budget_epochs(30.0, 1e12, 1437)[0] == 8.0  # never below 8 epochs (CIFAR recipes)
+    assert budget_epochs(30.0, 1e12, 1437) == (8.0, "compute budget: 1000.00 GFLOPs/image forward, 3 TFLOP "
+                                                   "≈ 0 epochs, raised to the cifar10 floor of 8")  # CIFAR recipes
     assert budget_epochs(30.0, 1e12, 1437, "mnist")[0] == 3.0  # 3 for MNIST recipes
     assert budget_epochs(30.0, 1e12, 1437, "imagenet2012")[0] == 15.0  # 15 for ImageNet recipes
     assert budget_epochs(30.0, 1e9, 1437, "imagenet2012")[0] == max(15, epochs)

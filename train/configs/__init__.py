@@ -153,9 +153,11 @@ def budget_epochs(default_epochs: float, forward_flops: float, num_train: int,
     floor = min(MIN_BUDGET_EPOCHS[home], default_epochs)
     if per_epoch <= 0 or per_epoch * default_epochs <= SMALL_DATA_TFLOP * 1e12 or floor >= default_epochs:
         return default_epochs, ""
-    epochs = max(floor, math.floor(SMALL_DATA_TFLOP * 1e12 / per_epoch))
+    affordable = math.floor(SMALL_DATA_TFLOP * 1e12 / per_epoch)
+    epochs = max(floor, affordable)
+    raised = f", raised to the {home} floor of {floor}" if floor > affordable else ""
     return float(epochs), (f"compute budget: {forward_flops / 1e9:.2f} GFLOPs/image forward, "
-                           f"{SMALL_DATA_TFLOP:g} TFLOP ≈ {epochs} epochs")
+                           f"{SMALL_DATA_TFLOP:g} TFLOP ≈ {affordable} epochs{raised}")
 
 
 def _pow2_floor(n: int) -> int:
