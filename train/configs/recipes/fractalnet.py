@@ -10,8 +10,9 @@ dropout 0-10-20-30-40 % per block (``proj_drop_rate``; off in the model) and dro
 50 % global (one column) and 50 % local (join inputs dropped with p = 0.15) mini-batches, both
 through ``model_overrides`` for the 20-layer network, whose metadata cites Table 1's
 "+ drop-path + dropout" row. The 40-layer network's row, "FractalNet (40 layers, 22.9M params)",
-is a plain row as the first 20-layer one (fidelity audit 2026-12, §16: no drop-path), not
-the "+ drop-path + dropout" one: neither is set for it. Weight decay is not stated in the
+carries no "+ drop-path + dropout" (fidelity audit 2026-12, §16: no drop-path; that it had no
+dropout either is read from the label and Sec. 4.1's wording, Table 1 not re-fetched): neither
+is set for it. Weight decay is not stated in the
 paper; the default 1e-4 is kept (the authors' Caffe template sets decay_mult 1 on weights
 only, the value lives in a solver that is not published).
 PreciseBN for the 20-layer network (``precise_bn_samples``, pycls's 8192 images, at most an
