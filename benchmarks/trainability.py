@@ -73,7 +73,7 @@ def write_table(path: Path, rows: dict[str, dict[str, str]], command: str, regis
         "Since 9af4b24 only fractalnet20_cifar's recipe sets dropout (its Table 1 row is \"+ drop-path +",
         "dropout\"); fractalnet_cifar trains without it: 93.61 % at 5 epochs (20.28 % with dropout). Since",
         "0bf1a97 the compute budget leaves a CIFAR recipe at least 8 epochs (was 3): the wrn_28_10 row",
-        "at an older commit trained 3 (8 epochs ran past 1,800 s at ~400 s an epoch: not measured yet).",
+        "at an older commit trained 3 (8 epochs: ~3,200 s at the ~400 s an epoch seen here, stopped at epoch 2).",
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
