@@ -24,7 +24,7 @@ averages, one class predicted for every digit; the statistics recomputed through
 network give the row in TRAINABILITY.md. At 32×32 (``--config.image_size=32``: 8 epochs, the CIFAR
 floor) the test top-1 after epochs 1-5 was 10.0, 20.0, 23.1, 38.1, 34.4 % (run stopped at fdb9879), no
 better than the 8×8 run's 30.8 % at its fifth: the larger maps (dropout on 1×1 maps at 8×8) do not make
-the short run learn; the regularisation needs more epochs than the budget gives.
+the short run learn (whether many more epochs would is not measured).
 Reported C10+ error (Table 1): 20 layers with drop-path + dropout 4.60 % (deepest column
 alone 4.68 %); 40 layers 5.24 %.
 """
