@@ -348,6 +348,16 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert budget_epochs(30.0, 1e12, 1437, "imagenet2012")[0] == 15.0  # 15 for ImageNet recipes
     assert budget_epochs(30.0, 1e9, 1437, "imagenet2012")[0] == max(15, epochs)
     assert budget_epochs(10.0, 1e12, 1437, "imagenet2012") == (10.0, "")  # a shorter default stays
+    # A recipe's own floor (the plain VGGs' small_data_min_epochs) where it exceeds the home one.
+    assert budget_epochs(30.0, 1e12, 1437, "imagenet2012", 25.0) == (
+        25.0, "compute budget: 1000.00 GFLOPs/image forward, 3 TFLOP ≈ 0 epochs, raised to the recipe's "
+              "small-data floor of 25")
+    assert budget_epochs(30.0, 1e12, 1437, "imagenet2012", 5.0)[0] == 15.0  # never below the home floor
+    assert budget_epochs(20.0, 1e12, 1437, "imagenet2012", 25.0) == (20.0, "")  # nor above the default
+    from train.configs.recipes import recipe_for
+
+    assert recipe_for("vgg16")["small_data_min_epochs"] == 25.0  # Table 1's plain configurations
+    assert "small_data_min_epochs" not in recipe_for("vgg16_bn")  # torchvision's BN variants: the home floor
 
 
 @pytest.mark.parametrize("name, heads", [

@@ -48,6 +48,7 @@ def _config(arch: str = "resnet20", **fields):
     ("resnet20", {"step_factor": 0.0}, 32, "step_factor=0.0"),
     ("resnet20", {"decay_epochs": 0.0}, 32, "decay_epochs=0.0"),
     ("resnet20", {"poly_power": -1.0}, 32, "poly_power=-1.0"),
+    ("resnet20", {"small_data_min_epochs": -1.0}, 32, "small_data_min_epochs=-1.0 must be in [0, inf)"),
     ("resnet20", {"depthwise_weight_decay": -1e-4}, 32, "depthwise_weight_decay=-0.0001"),
     ("resnet20", {"step_epochs": (60.0, 30.0)}, 32, "step_epochs=(60.0, 30.0) must be non-negative and increasing"),
     ("resnet20", {"aspect_ratio_range": (0.0, 1.0)}, 32, "aspect_ratio_range=(0.0, 1.0)"),

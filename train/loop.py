@@ -268,7 +268,8 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
     image_size = resolve_image_size(config, config.arch, info)
     if adapted and "num_epochs" not in set(explicit):  # the compute budget of a dataset the recipe is not for
         flops = forward_flops(config, image_size, mi.input_size[2], classes)
-        epochs, why = budget_epochs(info.default_epochs, flops, info.num_train, recipe_home(config.arch))
+        epochs, why = budget_epochs(info.default_epochs, flops, info.num_train, recipe_home(config.arch),
+                                    float(config.get("small_data_min_epochs") or 0))
         if epochs < info.default_epochs:
             config, adapted = adapt_recipe(recipe_config, info.name, info.num_train, info.image_size, epochs,
                                            explicit, classes)

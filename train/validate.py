@@ -148,6 +148,7 @@ def schedule_and_augment_problems(config: Any) -> list[str]:
     need(side is not None and side.is_integer() and side >= 0,
          f"small_data_image_size={config.get('small_data_image_size')!r} must be a whole number of pixels >= 0 "
          "(0: the smallest the model allows)")
+    within("small_data_min_epochs", 0.0, math.inf)
     within("plateau_patience", 0.0, math.inf, lo_open=True)
     drops = _number(config.get("plateau_drops"))
     need(drops is not None and drops.is_integer() and drops >= 0,

@@ -144,18 +144,21 @@ def adapt_augmentation(config: ml_collections.ConfigDict, dataset: str, image_si
 
 
 def budget_epochs(default_epochs: float, forward_flops: float, num_train: int,
-                  home: str = "cifar10") -> tuple[float, str]:
+                  home: str = "cifar10", min_epochs: float = 0.0) -> tuple[float, str]:
     """Epochs within :data:`SMALL_DATA_TFLOP` of training (≈ 3× the forward FLOPs per image:
     forward, input and weight gradients) and the reason, when the dataset's default budget
-    exceeds it; at least the :data:`MIN_BUDGET_EPOCHS` of the recipe's ``home`` dataset.
+    exceeds it; at least the :data:`MIN_BUDGET_EPOCHS` of the recipe's ``home`` dataset, or the
+    recipe's own ``min_epochs`` (``small_data_min_epochs``) where that is more.
     ``(default_epochs, "")`` otherwise."""
     per_epoch = 3.0 * forward_flops * num_train
-    floor = min(MIN_BUDGET_EPOCHS[home], default_epochs)
+    own = min_epochs > MIN_BUDGET_EPOCHS[home]
+    floor = min(max(MIN_BUDGET_EPOCHS[home], min_epochs), default_epochs)
     if per_epoch <= 0 or per_epoch * default_epochs <= SMALL_DATA_TFLOP * 1e12 or floor >= default_epochs:
         return default_epochs, ""
     affordable = math.floor(SMALL_DATA_TFLOP * 1e12 / per_epoch)
     epochs = max(floor, affordable)
-    raised = f", raised to the {home} floor of {floor}" if floor > affordable else ""
+    which = "recipe's small-data" if own else home
+    raised = f", raised to the {which} floor of {floor:g}" if floor > affordable else ""
     return float(epochs), (f"compute budget: {forward_flops / 1e9:.2f} GFLOPs/image forward, "
                            f"{SMALL_DATA_TFLOP:g} TFLOP ≈ {affordable} epochs{raised}")
 
