@@ -44,8 +44,8 @@ lighting turned off on small images (2 tests, 255 s under pytest).
 Not covered yet: darknet (darknet53's
 default run, 15 epochs: 97.5 %, 1,473 s at 5c861fd, ~90 s an epoch; 3 epochs holding the whole
 schedule reached 16.4 %: too slow to learn within a test's budget) and vgg (vgg11's default run,
-15 epochs: 96.7 % under the plateau schedule, 1,063 s at 3d1255b, 91.4 % at epoch 11; 92.8 % at
-691962c, 86.4 % before the twin's FC init),
+25 epochs since 136d107: 98.3 %, 1,648 s at 9264a54; at 15 epochs: 96.7 % under the plateau
+schedule, 1,063 s at 3d1255b, 91.4 % at epoch 11; 92.8 % at 691962c, 86.4 % before the twin's FC init),
 and, for cost: wrn (wrn_40_4 5 epochs 97.8 % but 360 CPU s), nasnet
 (nasnetamobile 5 epochs 94.7 %, 275 CPU s), inception_v4 (inception_resnet_v1's default run, 15
 epochs at 75×75: 98.3 %, 526 s), inception_v3 (its default run on the digits, 75×75 with the aux
