@@ -97,7 +97,7 @@ ZFNET_CONV1_RADIUS = round(0.1 * 255 * sum(IMAGENET_STD) / len(IMAGENET_STD), 2)
 # phase, the plateau schedule never having dropped the rate (training accuracy 92 %, test 93.3,
 # 90.8, 95.6 % over its last epochs, final 92.22 %); vgg11_lrn ended at 93.89 % the same way
 # (training accuracy 91 %), vgg11 at 96.67 % and 92.78 % in two runs. At 25 (the same run, 10
-# more epochs) vgg16's plateau schedule dropped the rate after epoch 19 and it ended at 98.06 %
+# more epochs) vgg16's plateau schedule dropped the rate after epoch 19 or 20 and ended at 98.06 %
 # (test 97.8-98.3 % over its last 6 epochs; 2,361 s at 242e831); vgg11_lrn ended at 98.33 % with
 # its rate never dropped (test 93.9-98.6 % over its last 6 epochs). Other rows: TRAINABILITY.md.
 VGG_PLAIN_MIN_EPOCHS = 25.0
