@@ -358,6 +358,8 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
 
     assert recipe_for("vgg16")["small_data_min_epochs"] == 25.0  # Table 1's plain configurations
     assert "small_data_min_epochs" not in recipe_for("vgg16_bn")  # torchvision's BN variants: the home floor
+    assert recipe_for("fractalnet20_cifar")["small_data_min_epochs"] == 80.0  # its dropout needs the epochs
+    assert "small_data_min_epochs" not in recipe_for("fractalnet_cifar")  # no dropout: the CIFAR floor
 
 
 @pytest.mark.parametrize("name, heads", [
