@@ -353,7 +353,12 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
         25.0, "compute budget: 1000.00 GFLOPs/image forward, 3 TFLOP ≈ 0 epochs, raised to the recipe's "
               "small-data floor of 25")
     assert budget_epochs(30.0, 1e12, 1437, "imagenet2012", 5.0)[0] == 15.0  # never below the home floor
-    assert budget_epochs(20.0, 1e12, 1437, "imagenet2012", 25.0) == (20.0, "")  # nor above the default
+    assert budget_epochs(10.0, 1e12, 1437, "imagenet2012", 5.0) == (10.0, "")  # nor the home floor above the default
+    # The recipe's own floor even above the dataset's default (fractalnet20_cifar: 80 against 30).
+    assert budget_epochs(30.0, 1e6, 1437, "cifar10", 80.0) == (80.0, "raised to the recipe's small-data floor of 80")
+    assert budget_epochs(30.0, 1e12, 1437, "cifar10", 80.0) == (
+        80.0, "compute budget: 1000.00 GFLOPs/image forward, 3 TFLOP ≈ 0 epochs, raised to the recipe's "
+              "small-data floor of 80")
     from train.configs.recipes import recipe_for
 
     assert recipe_for("vgg16")["small_data_min_epochs"] == 25.0  # Table 1's plain configurations

@@ -270,7 +270,7 @@ def _resolve(config: ml_collections.ConfigDict, workdir: str, explicit: Iterable
         flops = forward_flops(config, image_size, mi.input_size[2], classes)
         epochs, why = budget_epochs(info.default_epochs, flops, info.num_train, recipe_home(config.arch),
                                     float(config.get("small_data_min_epochs") or 0))
-        if epochs < info.default_epochs:
+        if epochs != info.default_epochs:
             config, adapted = adapt_recipe(recipe_config, info.name, info.num_train, info.image_size, epochs,
                                            explicit, classes)
             adapted = adapted.replace("; schedule shape", f" ({why}); schedule shape", 1)

@@ -147,20 +147,22 @@ def budget_epochs(default_epochs: float, forward_flops: float, num_train: int,
                   home: str = "cifar10", min_epochs: float = 0.0) -> tuple[float, str]:
     """Epochs within :data:`SMALL_DATA_TFLOP` of training (≈ 3× the forward FLOPs per image:
     forward, input and weight gradients) and the reason, when the dataset's default budget
-    exceeds it; at least the :data:`MIN_BUDGET_EPOCHS` of the recipe's ``home`` dataset, or the
-    recipe's own ``min_epochs`` (``small_data_min_epochs``) where that is more.
-    ``(default_epochs, "")`` otherwise."""
+    exceeds it; at least the :data:`MIN_BUDGET_EPOCHS` of the recipe's ``home`` dataset (never
+    more than the default), or the recipe's own ``min_epochs`` (``small_data_min_epochs``) where
+    that is more, even above the default: a recipe that states its floor on small data gets it.
+    ``(default_epochs, "")`` when nothing changes."""
     per_epoch = 3.0 * forward_flops * num_train
-    own = min_epochs > MIN_BUDGET_EPOCHS[home]
-    floor = min(max(MIN_BUDGET_EPOCHS[home], min_epochs), default_epochs)
-    if per_epoch <= 0 or per_epoch * default_epochs <= SMALL_DATA_TFLOP * 1e12 or floor >= default_epochs:
+    floor = max(min(MIN_BUDGET_EPOCHS[home], default_epochs), min_epochs)
+    affordable = math.floor(SMALL_DATA_TFLOP * 1e12 / per_epoch) if per_epoch > 0 else math.inf
+    capped = min(affordable, default_epochs)
+    epochs = max(floor, capped)
+    if epochs == default_epochs:
         return default_epochs, ""
-    affordable = math.floor(SMALL_DATA_TFLOP * 1e12 / per_epoch)
-    epochs = max(floor, affordable)
-    which = "recipe's small-data" if own else home
-    raised = f", raised to the {which} floor of {floor:g}" if floor > affordable else ""
-    return float(epochs), (f"compute budget: {forward_flops / 1e9:.2f} GFLOPs/image forward, "
-                           f"{SMALL_DATA_TFLOP:g} TFLOP ≈ {affordable} epochs{raised}")
+    which = "recipe's small-data" if min_epochs > MIN_BUDGET_EPOCHS[home] else home
+    parts = [f"compute budget: {forward_flops / 1e9:.2f} GFLOPs/image forward, "
+             f"{SMALL_DATA_TFLOP:g} TFLOP ≈ {affordable} epochs"] if affordable < default_epochs else []
+    parts += [f"raised to the {which} floor of {floor:g}"] if floor > capped else []
+    return float(epochs), ", ".join(parts)
 
 
 def _pow2_floor(n: int) -> int:
