@@ -77,7 +77,7 @@ def write_table(path: Path, rows: dict[str, dict[str, str]], command: str, regis
         "3d1255b), and wall times by 2-4× with the machine's load (inception_v4: timed out at 2,400 s at",
         "bd024bc, 648 s at fdb9879). Since 136d107 the plain VGGs (vgg11, vgg11_lrn, vgg13, vgg16_c, vgg16,",
         "vgg19) train at least 25 epochs (their recipe's `small_data_min_epochs`): their rows at older commits",
-        "trained 15. Since 50eb053 fractalnet20_cifar trains at least 80 epochs on small data (its recipe's",
+        "trained 15. Since dcd335a fractalnet20_cifar trains at least 80 epochs on small data (its recipe's",
         "`small_data_min_epochs`; 92.78 % at 40 epochs with its dropout, 42.50 % at 13).",
         "",
         "| " + " | ".join(COLUMNS) + " |",
