@@ -20,9 +20,10 @@ def get_config() -> ml_collections.ConfigDict:
     # The side to train at on small-image data (digits, MNIST, CIFAR) where the smallest one the
     # model allows cripples it (a recipe sets it and says why, e.g. SqueezeNet's); 0 → that smallest.
     c.small_data_image_size = 0
-    # The fewest epochs the compute budget may leave on such a dataset where the trainer's floor for
-    # the recipe's home data (train/configs MIN_BUDGET_EPOCHS) is too few for it (a recipe sets it
-    # and says why, e.g. the plain VGGs'); 0 → that floor.
+    # The fewest epochs to train on a dataset the recipe is not written for, where the trainer's floor
+    # for the recipe's home data (train/configs MIN_BUDGET_EPOCHS) is too few for it, even above that
+    # dataset's default epochs (a recipe sets it and says why, e.g. the plain VGGs' 25,
+    # fractalnet20_cifar's 80); 0 → that floor.
     c.small_data_min_epochs = 0.0
     c.model_overrides = ml_collections.ConfigDict()  # constructor fields, e.g. drop_rate
     # Constructor fields a recipe sets only when it is adapted to a dataset other than its own
