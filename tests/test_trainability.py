@@ -50,9 +50,10 @@ and, for cost: wrn (wrn_40_4 5 epochs 97.8 % but 360 CPU s), nasnet
 (nasnetamobile 5 epochs 94.7 %, 275 CPU s), inception_v4 (inception_resnet_v1's default run, 15
 epochs at 75×75: 98.3 %, 526 s), inception_v3 (its default run on the digits, 75×75 with the aux
 head off, 0.32 GFLOPs per image: 98.3 % in 1,058 s at 8dd412d with its clipping per tensor;
-63.1 % at dc147b0 with one global norm), fractalnet (fractalnet20_cifar's default run, 13 epochs at
-8×8: 42.5 % with PreciseBN, 1,194 s at 4f030c7, 30.8 % at its fifth epoch: learns too slowly under its
-per-block dropout for a test's budget; without that dropout, drop-path kept, 97.5 % at 458abfc)
+63.1 % at dc147b0 with one global norm), fractalnet (fractalnet20_cifar's default run, 80 epochs at
+8×8 since its recipe's small-data floor: 97.5 %, 3,631 s at d6f8f3e; at 13 epochs 42.5 %, 30.8 % at its
+fifth: learns too slowly under its per-block dropout for a test's budget; without that dropout,
+drop-path kept, 97.5 % at 13 epochs, 458abfc)
 and zfnet (its default run, 15 epochs at 207×207: 98.6 %,
 1,538 s at 2c5e2ce).
 """
