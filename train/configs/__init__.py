@@ -152,13 +152,14 @@ def budget_epochs(default_epochs: float, forward_flops: float, num_train: int,
     that is more, even above the default: a recipe that states its floor on small data gets it.
     ``(default_epochs, "")`` when nothing changes."""
     per_epoch = 3.0 * forward_flops * num_train
-    floor = max(min(MIN_BUDGET_EPOCHS[home], default_epochs), min_epochs)
+    home_floor = min(MIN_BUDGET_EPOCHS[home], default_epochs)
+    floor = max(home_floor, min_epochs)
     affordable = math.floor(SMALL_DATA_TFLOP * 1e12 / per_epoch) if per_epoch > 0 else math.inf
     capped = min(affordable, default_epochs)
     epochs = max(floor, capped)
     if epochs == default_epochs:
         return default_epochs, ""
-    which = "recipe's small-data" if min_epochs > MIN_BUDGET_EPOCHS[home] else home
+    which = "recipe's small-data" if min_epochs > home_floor else home
     parts = [f"compute budget: {forward_flops / 1e9:.2f} GFLOPs/image forward, "
              f"{SMALL_DATA_TFLOP:g} TFLOP ≈ {affordable} epochs"] if affordable < default_epochs else []
     parts += [f"raised to the {which} floor of {floor:g}"] if floor > capped else []
