@@ -115,9 +115,10 @@ def run_one(arch: str, timeout: float, curves: Path | None = None) -> dict[str, 
         m = _START.match(line.strip())
         if m:
             row.update(image=m["image"], steps=m["steps"], batch=m["batch"], epochs=m["epochs"])
-        budget = re.search(r"\(compute budget: [^)]*\)", line)
-        if budget:  # the default budget had to shrink: the table says so
-            row["note"] = "default budget shrunk, " + budget[0].strip("()")
+        budget = re.search(r"\(((?:compute budget: |raised to the )[^)]*)\)", line)
+        if budget:  # the dataset's default budget changed (train/configs budget_epochs): the table says how
+            way = "raised" if "above the default" in budget[1] else "shrunk"
+            row["note"] = f"default budget {way}, {budget[1]}"
         aux = re.search(r"aux heads off \([^)]*\)", line)
         if aux:  # trained without the aux heads that need the paper's size (train/configs adapt_recipe)
             row["note"] = (row["note"] + "; " if row["note"] else "") + aux[0]

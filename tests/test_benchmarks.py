@@ -66,7 +66,7 @@ def test_bad_models_fail_in_one_line_before_running(device, args: list, message:
 
 def test_trainability_row_notes_budget_and_aux_heads(monkeypatch) -> None:
     """A row parsed from a run's output: the start line's shape, the final top-1, and the notes
-    that qualify it (budget shrunk, aux heads off) taken from the trainer's real adapted line."""
+    that qualify it (budget shrunk or raised, aux heads off) taken from the trainer's real adapted line."""
     import subprocess
 
     from train.configs import adapt_recipe
@@ -88,3 +88,11 @@ def test_trainability_row_notes_budget_and_aux_heads(monkeypatch) -> None:
     assert (row["image"], row["steps"], row["batch"], row["top1"]) == ("32x32x3", "330", "64", "97.50")
     assert row["note"] == ("default budget shrunk, compute budget: 0.05 GFLOPs/image forward; "
                            "aux heads off (they need ≥ 223 px)")
+    # A recipe floor above the dataset default (fractalnet20_cifar's 80 against 30) reads as raised.
+    from train.configs import budget_epochs
+
+    why = budget_epochs(30.0, 1e6, 1437, "cifar10", 80.0)[1]
+    raised = out.replace("(compute budget: 0.05 GFLOPs/image forward)", f"({why})")
+    monkeypatch.setattr(script.subprocess, "run",
+                        lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=raised, stderr=""))
+    assert script.run_one("googlenet_paper", timeout=5)["note"].startswith(f"default budget raised, {why}; aux heads")

@@ -355,12 +355,13 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert budget_epochs(30.0, 1e12, 1437, "imagenet2012", 5.0)[0] == 15.0  # never below the home floor
     assert budget_epochs(10.0, 1e12, 1437, "imagenet2012", 5.0) == (10.0, "")  # nor the home floor above the default
     # The recipe's own floor even above the dataset's default (fractalnet20_cifar: 80 against 30).
-    assert budget_epochs(30.0, 1e6, 1437, "cifar10", 80.0) == (80.0, "raised to the recipe's small-data floor of 80")
+    assert budget_epochs(30.0, 1e6, 1437, "cifar10", 80.0) == (80.0, "raised to the recipe's small-data floor of 80, "
+                                                                    "above the default 30")
     assert budget_epochs(30.0, 1e12, 1437, "cifar10", 80.0) == (
         80.0, "compute budget: 1000.00 GFLOPs/image forward, 3 TFLOP ≈ 0 epochs, raised to the recipe's "
-              "small-data floor of 80")
-    assert budget_epochs(10.0, 1e12, 1437, "imagenet2012", 12.0)[1].endswith(
-        "raised to the recipe's small-data floor of 12")  # its own, though under the home floor of 15
+              "small-data floor of 80, above the default 30")
+    assert budget_epochs(10.0, 1e12, 1437, "imagenet2012", 12.0)[1].endswith(  # its own, under the home 15
+        "raised to the recipe's small-data floor of 12, above the default 10")
     from train.configs.recipes import recipe_for
 
     assert recipe_for("vgg16")["small_data_min_epochs"] == 25.0  # Table 1's plain configurations

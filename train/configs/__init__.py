@@ -162,7 +162,8 @@ def budget_epochs(default_epochs: float, forward_flops: float, num_train: int,
     which = "recipe's small-data" if min_epochs > home_floor else home
     parts = [f"compute budget: {forward_flops / 1e9:.2f} GFLOPs/image forward, "
              f"{SMALL_DATA_TFLOP:g} TFLOP ≈ {affordable} epochs"] if affordable < default_epochs else []
-    parts += [f"raised to the {which} floor of {floor:g}"] if floor > capped else []
+    above = f", above the default {default_epochs:g}" if epochs > default_epochs else ""
+    parts += [f"raised to the {which} floor of {floor:g}{above}"] if floor > capped else []
     return float(epochs), ", ".join(parts)
 
 
