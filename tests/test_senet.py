@@ -26,6 +26,9 @@ def test_every_block_has_se_with_reduction_16() -> None:
         assert v["params"][k]["se"]["fc2"]["kernel"].shape == (1, 1, c // 16, c)
     assert se_reduced(64) == 8  # timm rounds 64/16 = 4 up to 8 (SE-ResNet-18/34 first stage)
     plain = flaxnets.create_model("resnet50")
+    # timm's ResNet zero-inits each block's last BN scale; torchvision's (resnet50) does not.
+    assert model.zero_init_last and flaxnets.create_model("senet154").zero_init_last
+    assert not plain.zero_init_last
     pv = jax.eval_shape(lambda: plain.init(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3))))
     assert "se" not in pv["params"]["layer1.0"]
 

@@ -59,10 +59,15 @@ class SENet(ResNet):
 
     :class:`flaxnets.models.resnet.ResNet` (same fields) whose every block applies a
     squeeze-and-excitation block (``attn``, default :func:`se_layer`: reduction 16) to the
-    residual branch before the addition.
+    residual branch before the addition, with the last BN scale of each block at 0 as timm.
     """
 
     attn: Any = se_layer
+    # The twins' init: timm's ResNet zero-inits the last BN scale of every residual branch by
+    # default (timm 1.0.31 models/resnet.py: ``zero_init_last=True`` at :507, applied at :636-639
+    # through each block's ``zero_init_last``: ``bn2`` / ``bn3``), so each SE block starts as the
+    # identity. torchvision's plain ResNets default to γ = 1, which :class:`ResNet` keeps.
+    zero_init_last: bool = True
 
 
 def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
