@@ -368,6 +368,8 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert "small_data_min_epochs" not in recipe_for("vgg16_bn")  # torchvision's BN variants: the home floor
     assert recipe_for("fractalnet20_cifar")["small_data_min_epochs"] == 80.0  # its dropout needs the epochs
     assert "small_data_min_epochs" not in recipe_for("fractalnet_cifar")  # no dropout: the CIFAR floor
+    assert recipe_for("seresnext50_32x4d")["small_data_min_epochs"] == 20.0  # zero-init bottleneck SE nets
+    assert "small_data_min_epochs" not in recipe_for("seresnet18")  # basic blocks pass at the home 15
 
 
 @pytest.mark.parametrize("name, heads", [
