@@ -41,9 +41,27 @@ def test_table1_layout() -> None:
     assert len(kernels) == 52
     assert flaxnets.create_model("darknet53").negative_slope == 0.01
     assert flaxnets.create_model("darknet53_paper").negative_slope == 0.1
+    # timm's init for the twin (models/cspnet.py:726, :918); Darknet's γ = 1 for the paper's net.
+    twin_model, paper_model = flaxnets.create_model("darknet53"), flaxnets.create_model("darknet53_paper")
+    assert (twin_model.zero_init_last, twin_model.head_init_std) == (True, 0.01)
+    assert (paper_model.zero_init_last, paper_model.head_init_std) == (False, None)
     # Darknet's [0, 1] pixels, no mean/std (src/image.c); the timm twin keeps timm's mean/std.
     paper, twin = flaxnets.model_info("darknet53_paper"), flaxnets.model_info("darknet53")
     assert (paper.mean, paper.std) == ((0.0,) * 3, (1.0,) * 3) and twin.std != paper.std
+
+
+def test_zero_init_last_and_head_init() -> None:
+    """zero_init_last zeros only conv2's BN scale (each block starts as the identity); the head
+    init is N(0, std²) where set, the dense default otherwise."""
+    cfg = dict(depths=(1, 2), widths=(16, 32), stem_width=8, num_classes=256)
+    x = jnp.zeros((1, 16, 16, 3))
+    p = DarkNet(zero_init_last=True, head_init_std=0.01, **cfg).init(jax.random.PRNGKey(0), x)["params"]
+    q = DarkNet(**cfg).init(jax.random.PRNGKey(0), x)["params"]
+    for block in ("stages.0.blocks.0", "stages.1.blocks.1"):
+        assert not np.any(p[block]["conv2"]["bn"]["scale"]) and np.all(p[block]["conv1"]["bn"]["scale"] == 1)
+        assert np.all(q[block]["conv2"]["bn"]["scale"] == 1)
+    assert abs(float(jnp.std(p["head.fc"]["kernel"])) - 0.01) < 1e-3
+    assert abs(float(jnp.std(q["head.fc"]["kernel"])) - 1 / np.sqrt(3 * 32)) < 0.01  # U(±1/√32)
 
 
 def test_leaky_slope_is_the_only_nonlinearity() -> None:

@@ -37,11 +37,12 @@ class DarkBlock(nn.Module):
 
     features: int
     conv_bn_act: ModuleDef
+    last_conv_bn_act: ModuleDef | None = None  # conv2's unit where it differs (a zero-init BN scale)
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         y = self.conv_bn_act(self.features // 2, kernel_size=1, padding=0, name="conv1")(x)
-        y = self.conv_bn_act(self.features, kernel_size=3, padding=1, name="conv2")(y)
+        y = (self.last_conv_bn_act or self.conv_bn_act)(self.features, kernel_size=3, padding=1, name="conv2")(y)
         return x + y
 
 
@@ -54,6 +55,10 @@ class DarkNet(nn.Module):
       stem_width: channels of the first 3×3 conv.
       negative_slope: leaky-ReLU slope (0.1 in Darknet; 0.01 in timm's model).
       drop_rate: dropout before the classifier (timm's head option; 0 by default).
+      zero_init_last: start each block's ``conv2`` BN scale at 0, so every block starts as the
+        identity (timm's ``CspNet`` default, ``darknet53`` sets it; Darknet does not).
+      head_init_std: the classifier kernel's N(0, std²) init (timm's 0.01); ``None``: the
+        shared dense default U(±1/√fan_in).
 
     Feature maps (``features_only``): timm's ``feature_info``: the stem conv (stride 1) and
     every stage ``stages.{i}`` (strides 2 … 32).
@@ -64,23 +69,28 @@ class DarkNet(nn.Module):
     stem_width: int = 32
     negative_slope: float = 0.01
     drop_rate: float = 0.0
+    zero_init_last: bool = False
+    head_init_std: float | None = None
     num_classes: int = 1000
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
         act = functools.partial(nn.leaky_relu, negative_slope=self.negative_slope)
-        cba = functools.partial(layers.ConvBNAct, conv=layers.make_conv(self.dtype),
-                                norm=layers.batch_norm(train, self.dtype), act=act,
+        norm = layers.batch_norm(train, self.dtype)
+        cba = functools.partial(layers.ConvBNAct, conv=layers.make_conv(self.dtype), norm=norm, act=act,
                                 conv_name="conv", norm_name="bn")
+        last = functools.partial(cba, norm=functools.partial(norm, scale_init=nn.initializers.zeros))
         x = cba(self.stem_width, kernel_size=3, padding=1, name="stem.conv1")(x.astype(self.dtype))
         x = layers.tap(x, "stem.conv1")
         for i, (depth, width) in enumerate(zip(self.depths, self.widths, strict=True)):
             x = cba(width, kernel_size=3, strides=2, padding=1, name=f"stages.{i}.conv_down")(x)
             for j in range(depth):
-                x = DarkBlock(width, cba, name=f"stages.{i}.blocks.{j}")(x)
+                x = DarkBlock(width, cba, last if self.zero_init_last else None, name=f"stages.{i}.blocks.{j}")(x)
             x = layers.tap(x, f"stages.{i}")
-        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="head.fc")
+        head_init = None if self.head_init_std is None else nn.initializers.normal(self.head_init_std)
+        return layers.classifier_head(x, self.num_classes, self.drop_rate, train, self.dtype, name="head.fc",
+                                      kernel_init=head_init)
 
 
 def darknet_param_count(depths: Sequence[int] = (1, 2, 8, 8, 4),
@@ -121,7 +131,12 @@ _PARAMS = darknet_param_count()  # 41,609,928, timm's darknet53
 # resized to 256 (crop 1.0, audit §22). Darknet feeds pixels in [0, 1] with no mean/std
 # normalisation (src/image.c load_image_stb: data / 255.; examples/classifier.c normalises no
 # further), so darknet53_paper's mean/std are 0/1; darknet53 keeps timm's ImageNet mean/std.
-_register("darknet53", dict(negative_slope=0.01), crop_pct=0.887, interpolation="bicubic", top1=77.2,
+# darknet53's init is timm's (1.0.31 models/cspnet.py): ``zero_init_last=True`` by default (:726,
+# applied at :789 via ``_init_weights`` :921-922 → ``DarkBlock.zero_init_last`` :237-238, conv2's BN
+# weight) and the classifier N(0, 0.01²) (:917-920); convs are He fan-out on both sides. Init audit
+# 2026-12, darknet rows (c) and (d). darknet53_paper keeps γ = 1 and the dense default.
+_register("darknet53", dict(negative_slope=0.01, zero_init_last=True, head_init_std=0.01), crop_pct=0.887,
+          interpolation="bicubic", top1=77.2,
           top1_protocol="1 crop 256", params=_PARAMS, twin="timm:darknet53",
           notes="timm's darknet53: leaky-ReLU slope 0.01 (PyTorch default), BN eps 1e-5.")
 _register("darknet53_paper", dict(negative_slope=0.1), crop_pct=1.0, top1=77.2, top1_protocol="1 crop 256",
