@@ -35,6 +35,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
+from jax import lax
 
 from flaxnets import layers
 from flaxnets.registry import CIFAR_MEAN, CIFAR_STD, features, register_model
@@ -102,13 +103,19 @@ class DenseBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
-        features = [x]
+        # One buffer of the block's output width: layer i reads its first c0 + i·k channels and
+        # writes its k maps after them. The values are the concatenation's, but the program grows
+        # linearly with depth: concatenating every earlier map in every layer (and slicing each
+        # one's gradient back out) is quadratic, and dominated DenseNet's compile time.
+        c0, k = x.shape[-1], self.growth_rate
+        buf = jnp.concatenate([x, jnp.zeros((*x.shape[:-1], self.num_layers * k), x.dtype)], axis=-1)
         for i in range(self.num_layers):
-            features.append(DenseLayer(
+            y = DenseLayer(
                 self.growth_rate, self.bn_size, self.proj_drop_rate, self.memory_efficient,
                 conv=self.conv, norm=self.norm, act=self.act, name=f"denselayer{i + 1}",
-            )(features, train))
-        return jnp.concatenate(features, axis=-1)
+            )((buf[..., :c0 + i * k],), train)
+            buf = lax.dynamic_update_slice_in_dim(buf, y.astype(buf.dtype), c0 + i * k, axis=-1)
+        return buf
 
 
 class Transition(nn.Module):
