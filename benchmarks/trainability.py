@@ -3,7 +3,7 @@
 size the trainer picks) for each registered model matching the globs, one at a time, and
 writes TRAINABILITY.md: arch, image size, steps, batch, wall time, final test top-1.
 
-    python benchmarks/trainability.py 'lenet5' 'resnet2*' [--out TRAINABILITY.md] [--timeout 900]
+    python benchmarks/trainability.py 'lenet5' 'resnet2*' [--out TRAINABILITY.md] [--timeout 5400]
 
 Models run in the order of the globs. Resumable: a model whose row was measured at the current
 commit is skipped (``--force`` re-runs it; ``--missing`` skips every model that has a row, to
@@ -51,34 +51,42 @@ def read_rows(path: Path) -> dict[str, dict[str, str]]:
     return rows
 
 
-def write_table(path: Path, rows: dict[str, dict[str, str]], command: str, registered: int) -> None:
-    """TRAINABILITY.md: the command, how to read it, the table sorted by arch."""
+# The table's command is the whole registry's: a run over some globs (or with a shorter timeout
+# for one row) fills in part of it.
+COMMAND = "python benchmarks/trainability.py --missing --timeout 5400 '*'"
+_INTRO_END = "was measured on (CPU unless noted); `commit` is the code the row was measured at."
+
+
+def read_history(path: Path) -> list[str]:
+    """The prose between the generated introduction and the table of an existing file: the
+    hand-written history of rule changes ("Since COMMIT …"), which a rewrite keeps."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    if _INTRO_END not in lines:
+        return []
+    rest = lines[lines.index(_INTRO_END) + 1:]
+    table = next((i for i, ln in enumerate(rest) if ln.startswith("| " + COLUMNS[0])), len(rest))
+    history = rest[:table]
+    while history and not history[-1].strip():
+        history.pop()
+    return history
+
+
+def write_table(path: Path, rows: dict[str, dict[str, str]], registered: int) -> None:
+    """TRAINABILITY.md: the command, how to read it (keeping the file's history prose), the
+    table sorted by arch."""
     passed = sum(1 for r in rows.values() if _float(r["top1"]) >= THRESHOLD)
     lines = [
         "# Trainability on the embedded digits",
         "",
-        f"Produced by `{command}` (each row: `python -m train.main --arch=NAME`, no other flag: the",
+        f"Produced by `{COMMAND}` (each row: `python -m train.main --arch=NAME`, no other flag: the",
         "arch's recipe adapted to digits as `train/configs/__init__.py` describes, the image size the",
         f"trainer picks). Goal: ≥ {THRESHOLD:g} % final test top-1 (360 test digits). {len(rows)} of {registered}",
         f"registered models measured so far (the table is partial until every row is there); {passed} of",
         f"{len(rows)} reach the goal. Wall time includes compilation and evaluation on the machine the row",
-        "was measured on (CPU unless noted); `commit` is the code the row was measured at.",
-        "Since 022b79b an SGD recipe trains its classifier at ×C/C_home on a dataset with fewer classes",
-        "than its own (×10/1000 for an ImageNet recipe on the digits): SGD rows of ImageNet recipes at",
-        "older commits measured the default command before that rule. Since 60b012a a photo recipe's",
-        "colour jitter and PCA lighting are off on small images (alexnet*, bn_inception, densenet121-264,",
-        "googlenet*, resnext*): their rows at older commits trained with them. Since 4f030c7 FractalNet",
-        "trains at the digits' 8×8 (its pools round up, as the authors' Caffe) and evaluates with PreciseBN",
-        "statistics (its recipe): 42.50 % where its 3-epoch run at 32×32 with running averages gave 10.00 %.",
-        "Since 9af4b24 only fractalnet20_cifar's recipe sets dropout (its Table 1 row is \"+ drop-path +",
-        "dropout\"); fractalnet_cifar trains without it: 93.61 % at 5 epochs (20.28 % with dropout). Since",
-        "0bf1a97 the compute budget leaves a CIFAR recipe at least 8 epochs (was 3). Rows near 95 % move by",
-        "a few points between commits without a change to their recipe (vgg11: 92.78 % at 691962c, 96.67 % at",
-        "3d1255b), and wall times by 2-4× with the machine's load (inception_v4: timed out at 2,400 s at",
-        "bd024bc, 648 s at fdb9879). Since 136d107 the plain VGGs (vgg11, vgg11_lrn, vgg13, vgg16_c, vgg16,",
-        "vgg19) train at least 25 epochs (their recipe's `small_data_min_epochs`): their rows at older commits",
-        "trained 15. Since dcd335a fractalnet20_cifar trains at least 80 epochs on small data (its recipe's",
-        "`small_data_min_epochs`; 92.78 % at 40 epochs with its dropout, 42.50 % at 13).",
+        _INTRO_END,
+        *read_history(path),
         "",
         "| " + " | ".join(COLUMNS) + " |",
         "|" + "---|" * len(COLUMNS),
@@ -142,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("globs", nargs="+", help="registry-name globs, e.g. 'resnet*'")
     parser.add_argument("--out", default=str(ROOT / "TRAINABILITY.md"))
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per model")
+    parser.add_argument("--timeout", type=float, default=5400.0, help="seconds per model")
     parser.add_argument("--force", action="store_true", help="re-run rows already measured at this commit")
     parser.add_argument("--missing", action="store_true",
                         help="run only models without a row (resume a sweep across commits)")
@@ -158,8 +166,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     rows, head = read_rows(out), commit()
-    # The table's command is the whole registry's: a run over some globs fills in part of it.
-    command = f"python benchmarks/trainability.py --missing --timeout {args.timeout:g} '*'"
     for arch in names:
         if not args.force and rows.get(arch, {}).get("commit") == head:
             print(f"{arch}: measured at {head}, skipped")
@@ -171,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         row["commit"] = head
         rows[arch] = row
         # After every model: an interrupted sweep keeps its rows.
-        write_table(out, rows, command, len(flaxnets.list_models()))
+        write_table(out, rows, len(flaxnets.list_models()))
         print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-    write_table(out, rows, command, len(flaxnets.list_models()))
+    write_table(out, rows, len(flaxnets.list_models()))
     return 0
 
 

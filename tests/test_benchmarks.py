@@ -64,6 +64,27 @@ def test_bad_models_fail_in_one_line_before_running(device, args: list, message:
     assert "table" not in device.RESULTS  # nothing ran
 
 
+def test_trainability_rewrite_keeps_history_and_command(tmp_path) -> None:
+    """A rewrite after a row keeps the file's hand-written history and every other row, updates the
+    counts, and heads it with the registry-wide command whatever the run's flags."""
+    spec = importlib.util.spec_from_file_location("trainability_script", ROOT / "benchmarks" / "trainability.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "T.md"
+    committed = (ROOT / "TRAINABILITY.md").read_text()
+    out.write_text(committed.replace("Produced by `python", "Produced by `python3", 1)
+                   .replace(script._INTRO_END, script._INTRO_END + "\nSince abc123 a hand-written rule.", 1))
+    rows = script.read_rows(out)
+    history = script.read_history(out)
+    assert history[0] == "Since abc123 a hand-written rule." and len(history) > 1
+    rows["zz_new"] = {**dict.fromkeys(script.COLUMNS, ""), "arch": "`zz_new`", "top1": "12.00"}
+    script.write_table(out, rows, 999)
+    text = out.read_text()
+    assert f"Produced by `{script.COMMAND}`" in text and "Since abc123 a hand-written rule." in text
+    assert script.read_history(out) == history and script.read_rows(out) == rows
+    assert f"{len(rows)} of 999" in text and text.count("| `") == len(rows)
+
+
 def test_trainability_row_notes_budget_and_aux_heads(monkeypatch) -> None:
     """A row parsed from a run's output: the start line's shape, the final top-1, and the notes
     that qualify it (budget shrunk or raised, aux heads off) taken from the trainer's real adapted line."""
