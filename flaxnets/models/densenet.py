@@ -106,7 +106,8 @@ class DenseBlock(nn.Module):
         # One buffer of the block's output width: layer i reads its first c0 + i·k channels and
         # writes its k maps after them. The values are the concatenation's, but the program grows
         # linearly with depth: concatenating every earlier map in every layer (and slicing each
-        # one's gradient back out) is quadratic, and dominated DenseNet's compile time.
+        # one's gradient back out) is quadratic; densenet121's train step compiled ~30 % slower
+        # that way (BENCHMARKS.md, fc69eb6).
         c0, k = x.shape[-1], self.growth_rate
         buf = jnp.concatenate([x, jnp.zeros((*x.shape[:-1], self.num_layers * k), x.dtype)], axis=-1)
         for i in range(self.num_layers):
