@@ -49,10 +49,11 @@ PAPER = "Densely Connected Convolutional Networks"
 class DenseLayer(nn.Module):
     """One layer of a dense block (paper Sec. 3, "Composite function" / "Bottleneck layers").
 
-    With ``bn_size`` (DenseNet-B): concat → BN-ReLU-1×1 conv (``bn_size·k``) → BN-ReLU-3×3
-    conv (k). Without (plain DenseNet): concat → BN-ReLU-3×3 conv (k). Returns only the k
-    new feature maps; the block concatenates. ``memory_efficient`` rematerialises the
-    concat-BN-ReLU-conv1 part in the backward pass (same parameters and values).
+    Its input is the concatenation of the block's earlier maps (a prefix of the block's buffer).
+    With ``bn_size`` (DenseNet-B): BN-ReLU-1×1 conv (``bn_size·k``) → BN-ReLU-3×3 conv (k).
+    Without (plain DenseNet): BN-ReLU-3×3 conv (k). Returns only the k new feature maps; the
+    block stores them. ``memory_efficient`` rematerialises the BN-ReLU-conv1 part in the
+    backward pass (same parameters and values).
     """
 
     growth_rate: int
@@ -74,14 +75,13 @@ class DenseLayer(nn.Module):
             self.conv1 = self.conv(self.growth_rate, (3, 3), padding=((1, 1), (1, 1)))
         self.dropout = nn.Dropout(self.proj_drop_rate)
 
-    def _first(self, features: Sequence[Array]) -> Array:
-        # The part Pleiss et al. recompute: its input is the (shared) list of earlier maps.
-        x = jnp.concatenate(features, axis=-1) if len(features) > 1 else features[0]
+    def _first(self, x: Array) -> Array:
+        # The part Pleiss et al. recompute: its input is the (shared) earlier maps.
         return self.conv1(self.act(self.norm1(x)))
 
-    def __call__(self, features: Sequence[Array], train: bool = False) -> Array:
+    def __call__(self, x: Array, train: bool = False) -> Array:
         first = nn.remat(DenseLayer._first) if self.memory_efficient else DenseLayer._first
-        y = first(self, tuple(features))
+        y = first(self, x)
         y = self.dropout(y, deterministic=not train)
         if self.bn_size is None:
             return y
@@ -114,7 +114,7 @@ class DenseBlock(nn.Module):
             y = DenseLayer(
                 self.growth_rate, self.bn_size, self.proj_drop_rate, self.memory_efficient,
                 conv=self.conv, norm=self.norm, act=self.act, name=f"denselayer{i + 1}",
-            )((buf[..., :c0 + i * k],), train)
+            )(buf[..., :c0 + i * k], train)
             buf = lax.dynamic_update_slice_in_dim(buf, y.astype(buf.dtype), c0 + i * k, axis=-1)
         return buf
 
