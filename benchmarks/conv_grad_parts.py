@@ -14,6 +14,11 @@ and forward + backward. Run each side in its own process; XLA_FLAGS apply to the
 at the channels per group and sides of ResNeXt's stages (the choice ``_MACS_MAX_CIN`` makes):
 
     python benchmarks/conv_grad_parts.py grouped
+
+``small`` times a dense 3×3 conv (padding 1, batch 64) on tiny maps, forward and forward +
+backward, as lax's conv and as one matmul per tap (``flaxnets/layers.py``, ``_SMALL_MAP``):
+
+    python benchmarks/conv_grad_parts.py small
 """
 
 from __future__ import annotations
@@ -126,12 +131,40 @@ def grouped_side() -> None:
         print(f"grouped {cin_g} ch/group {hw}x{hw}: " + ", ".join(parts), flush=True)
 
 
+# (input side, channels, stride): the last stages of ImageNet nets at 32×32 and their neighbours.
+SMALL = ((1, 512, 1), (2, 256, 1), (2, 512, 1), (4, 256, 2), (2, 256, 2), (4, 256, 1), (8, 64, 1), (16, 64, 1))
+
+
+def small_side() -> None:
+    """lax's conv vs one matmul per live tap, forward and forward + backward, per tiny map."""
+    import jax
+    import jax.numpy as jnp
+
+    from flaxnets import layers
+
+    for hw, c, s in SMALL:
+        rng = np.random.default_rng(0)
+        x = jnp.asarray(rng.standard_normal((64, hw, hw, c)), jnp.float32)
+        k = jnp.asarray(rng.standard_normal((3, 3, c, c)) * 0.05, jnp.float32)
+        forms = {"conv": lambda x, k: jax.lax.conv_general_dilated(x, k, (s, s), ((1, 1), (1, 1)),
+                                                                   dimension_numbers=("NHWC", "HWIO", "NHWC")),
+                 "matmul per tap": lambda x, k: layers._conv_cpu(x, k, (s, s), ((1, 1), (1, 1)), (1, 1), 1, None)}
+        parts = []
+        for form, f in forms.items():
+            fwd = jax.jit(f)
+            both = jax.jit(jax.grad(lambda x, k, f=f: jnp.sum(f(x, k) ** 2), argnums=(0, 1)))
+            parts.append(f"{form} {_ms(lambda: fwd(x, k).block_until_ready()):.2f} / "
+                         f"{_ms(lambda: jax.block_until_ready(both(x, k))):.2f} ms")
+        print(f"small 3x3 {hw}x{hw}x{c} stride {s}, batch 64, forward / forward+backward: " + ", ".join(parts),
+              flush=True)
+
+
 def main(argv: list[str]) -> int:
-    if argv == ["grouped"]:
-        grouped_side()
+    if argv in (["grouped"], ["small"]):
+        grouped_side() if argv == ["grouped"] else small_side()
         return 0
     if len(argv) != 2 or argv[0] not in ("jax", "torch") or argv[1] not in SHAPES:
-        print(f"usage: conv_grad_parts.py jax|torch {'|'.join(SHAPES)}, or conv_grad_parts.py grouped",
+        print(f"usage: conv_grad_parts.py jax|torch {'|'.join(SHAPES)}, or conv_grad_parts.py grouped|small",
               file=sys.stderr)
         return 2
     side, shape = argv

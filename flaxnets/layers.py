@@ -292,17 +292,22 @@ def _conv_cpu(x: Array, k: Array, strides: tuple[int, int], padding: Sequence[tu
     """NHWC×HWIO convolution without ``conv_general_dilated`` (see above); same result."""
     kh, kw, cin_g, cout = k.shape
     acc = jnp.promote_types(x.dtype, jnp.float32)  # accumulate taps in ≥ float32 (bf16 inputs)
+    (h, w), (pt, pl) = x.shape[1:3], (padding[0][0], padding[1][0])
     x = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0))) if any(map(any, padding)) else x
     dh, dw = dilation
     ho = (x.shape[1] - (kh - 1) * dh - 1) // strides[0] + 1
     wo = (x.shape[2] - (kw - 1) * dw - 1) // strides[1] + 1
-    taps = [(i, j) for i in range(kh) for j in range(kw)]
     if groups == 1:  # dense: a matmul over channels per tap (kernel 1×1: exactly one)
-        y = None
-        for i, j in taps:
-            t = jax.lax.dot_general(_tap(x, i * dh, j * dw, (ho, wo), strides), k[i, j],
-                                    (((3,), (0,)), ((), ())), precision=precision, preferred_element_type=acc)
-            y = t if y is None else y + t
+        # Taps whose every window position lies in the zero padding (a 3×3 conv on a 1×1 map has
+        # one live tap, its centre) add nothing: skipped.
+        rows = [i for i in range(kh) if any(pt <= i * dh + q * strides[0] < pt + h for q in range(ho))]
+        cols = [j for j in range(kw) if any(pl <= j * dw + q * strides[1] < pl + w for q in range(wo))]
+        y = jnp.zeros((x.shape[0], ho, wo, cout), acc) if not (rows and cols) else None
+        for i in rows:
+            for j in cols:
+                t = jax.lax.dot_general(_tap(x, i * dh, j * dw, (ho, wo), strides), k[i, j],
+                                        (((3,), (0,)), ((), ())), precision=precision, preferred_element_type=acc)
+                y = t if y is None else y + t
         return y.astype(x.dtype)
     if cin_g == 1 and cout == groups and kh * kw > 1:
         return _depthwise(x, k, strides, dilation)  # the common case, with its own (cheaper) gradient
@@ -515,6 +520,27 @@ def train_compiler_options(name: str, setting: str = "auto", platform: str | Non
     return dict(YNN_FUSIONS) if setting == "on" or family in YNN_TRAIN_FAMILIES else {}
 
 
+# XLA:CPU's native convolution is pathologically slow when its output map is tiny (the last
+# stages of an ImageNet net fed 32×32 images, a CIFAR net's 2×2 stage). Dense 3×3, padding 1,
+# batch 64, forward / forward+backward ms, lax's conv against one matmul per live tap (``python
+# benchmarks/conv_grad_parts.py small``, 2-core CPU, 2026-12-07): 1×1 map, 512 channels 18 / 34
+# against 0.25 / 0.9; 2×2, 512: 529 / 1,100 against 8.5 / 23; 2×2, 256: 54 / 124 against 1.5 / 4.7;
+# 4×4 → 2×2 (stride 2), 256: 2.2 / 118 against 2.9 / 11. From a 4×4 output on, the conv is as fast
+# or faster (4×4, 256: 4.8 / 21 against 9.4 / 24; 8×8, 64: 2.0 / 8.2 against 4.1 / 23). So a dense
+# conv whose output has at most this many pixels takes the per-tap form on CPU.
+_SMALL_MAP = 4
+
+
+def _small_output(shape: Sequence[int], kernel: tuple[int, int], strides: Any, padding: Any, dilation: Any) -> bool:
+    """Whether an NHWC conv's output map has at most :data:`_SMALL_MAP` pixels."""
+    if isinstance(padding, str):
+        return False
+    (sh, sw), (dh, dw) = _pair(strides), _pair(dilation)
+    ho = (shape[1] + sum(padding[0]) - (kernel[0] - 1) * dh - 1) // sh + 1
+    wo = (shape[2] + sum(padding[1]) - (kernel[1] - 1) * dw - 1) // sw + 1
+    return ho * wo <= _SMALL_MAP
+
+
 def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], padding: Any,
                          lhs_dilation: Sequence[int] | None = None, rhs_dilation: Sequence[int] | None = None,
                          dimension_numbers: Any = None, feature_group_count: int = 1,
@@ -523,7 +549,8 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], 
     """Drop-in ``lax.conv_general_dilated`` for ``nn.Conv`` that picks the formulation per backend.
 
     The CPU formulations cover 2-D NHWC/HWIO convolutions with explicit padding and no input
-    dilation: 1×1 (any groups), depthwise and grouped k×k. Everything else — and every
+    dilation: 1×1 (any groups), depthwise and grouped k×k, dense k×k with a tiny output map
+    (:data:`_SMALL_MAP`). Everything else — and every
     platform but CPU, unless :func:`conv_impl` forces ``cpu`` — is the native convolution.
     """
     native = functools.partial(
@@ -544,8 +571,9 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], 
         impl != "native" and nhwc
         and not isinstance(padding, str) and _pair(lhs_dilation) == (1, 1) and batch_group_count == 1
         and preferred_element_type is None
-        # dense k×k convs stay native (im2col/tap matmuls were not faster on CPU)
-        and ((kh, kw) == (1, 1) or feature_group_count > 1))
+        # dense k×k convs stay native (im2col/tap matmuls were not faster on CPU), except on tiny maps
+        and ((kh, kw) == (1, 1) or feature_group_count > 1 or _small_output(lhs.shape, (kh, kw), window_strides,
+                                                                           padding, rhs_dilation)))
     if not applicable:
         return native(lhs, rhs)
     cpu = functools.partial(_conv_cpu, strides=_pair(window_strides), padding=[tuple(p) for p in padding],

@@ -183,6 +183,49 @@ def test_conv_cpu_formulations_match_native(cin: int, cout: int, g: int, k: int,
     np.testing.assert_allclose(b1.astype(jnp.float32), b0.astype(jnp.float32), rtol=2e-2, atol=0.1)
 
 
+# Dense convs with a tiny output map (layers._SMALL_MAP): (input side, kernel (h, w), stride,
+# padding (h, w), dilation, live taps): a 3×3 on a 1×1 map (only the centre tap sees the input),
+# on 2×2, strided 4×4 → 2×2, Inception's 1×7 on a 2×2 map (3 of 7 taps live), a valid 3×3 → 1×1,
+# a dilated 3×3 on 1×1.
+_SMALL_CASES = [(1, (3, 3), 1, (1, 1), 1, 1), (2, (3, 3), 1, (1, 1), 1, 9), (4, (3, 3), 2, (1, 1), 1, 9),
+                (2, (1, 7), 1, (0, 3), 1, 3), (3, (3, 3), 1, (0, 0), 1, 9), (1, (3, 3), 1, (2, 2), 2, 1)]
+
+
+@pytest.mark.parametrize("side,kernel,s,pad,d,live", _SMALL_CASES)
+def test_dense_conv_on_tiny_maps_is_taps_on_cpu(side: int, kernel: tuple[int, int], s: int, pad: tuple[int, int],
+                                                d: int, live: int) -> None:
+    """Auto on CPU: a dense conv with ≤ 4 output pixels is one matmul per live tap (no conv op);
+    same output and gradients as lax's conv."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((3, side, side, 6)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((*kernel, 6, 5)), jnp.float32)
+
+    def run_conv(x, w):
+        return layers.conv_general_dilated(x, w, (s, s), ((pad[0], pad[0]), (pad[1], pad[1])), rhs_dilation=(d, d),
+                                           dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def run(impl: str):
+        def loss(x, w):  # a fresh function per path: jax caches traces by function, not by conv_impl
+            y = run_conv(x, w)
+            return jnp.sum(y * jnp.arange(y.size, dtype=y.dtype).reshape(y.shape)), y
+
+        with layers.conv_impl(impl):
+            (_, y), grads = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(x, w)
+            return y, grads, str(jax.make_jaxpr(lambda x, w: loss(x, w)[1])(x, w))
+
+    y0, g0, jaxpr0 = run("native")
+    y1, g1, jaxpr1 = run("cpu")
+    assert y1.shape == y0.shape and y1.shape[1] * y1.shape[2] <= layers._SMALL_MAP
+    assert "conv_general_dilated" in jaxpr0 and "conv_general_dilated" not in jaxpr1
+    assert jaxpr1.count("dot_general") == live
+    with layers.conv_impl("auto"):  # what a CPU export (or run) gets by default
+        exported = jax.export.export(jax.jit(lambda x, w: run_conv(x, w)), platforms=["cpu"])(x, w)
+    assert "convolution" not in exported.mlir_module()
+    np.testing.assert_allclose(y1, y0, rtol=1e-5, atol=1e-4)
+    for a, b in zip(g1, g0, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4 * float(jnp.abs(b).max()))
+
+
 def test_conv_impl_choice() -> None:
     """auto: an export for CPU has no grouped conv, one for CUDA keeps it; dense k×k stays a conv."""
     from jax import export
