@@ -16,7 +16,8 @@ at the channels per group and sides of ResNeXt's stages (the choice ``_MACS_MAX_
     python benchmarks/conv_grad_parts.py grouped
 
 ``small`` times a dense 3×3 conv (padding 1, batch 64) on tiny maps, forward and forward +
-backward, as lax's conv and as one matmul per tap (``flaxnets/layers.py``, ``_SMALL_MAP``):
+backward, as lax's conv, one matmul per tap and one matmul per output pixel (``flaxnets/layers.py``,
+``_SMALL_MAP``):
 
     python benchmarks/conv_grad_parts.py small
 """
@@ -136,21 +137,32 @@ SMALL = ((1, 512, 1), (2, 256, 1), (2, 512, 1), (4, 256, 2), (2, 256, 2), (4, 25
 
 
 def small_side() -> None:
-    """lax's conv vs one matmul per live tap, forward and forward + backward, per tiny map."""
+    """lax's conv, one matmul per kernel tap and one matmul per output pixel (the receptive field
+    as one slice, ``layers._conv_small``), forward and forward + backward, per tiny map."""
     import jax
     import jax.numpy as jnp
 
     from flaxnets import layers
 
+    def per_tap(x, k, s):
+        xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        ho = (x.shape[1] - 1) // s + 1
+        return sum(layers._tap(xp, i, j, (ho, ho), (s, s)) @ k[i, j] for i in range(3) for j in range(3))
+
     for hw, c, s in SMALL:
         rng = np.random.default_rng(0)
         x = jnp.asarray(rng.standard_normal((64, hw, hw, c)), jnp.float32)
         k = jnp.asarray(rng.standard_normal((3, 3, c, c)) * 0.05, jnp.float32)
+        ho = (hw - 1) // s + 1
         forms = {"conv": lambda x, k: jax.lax.conv_general_dilated(x, k, (s, s), ((1, 1), (1, 1)),
                                                                    dimension_numbers=("NHWC", "HWIO", "NHWC")),
-                 "matmul per tap": lambda x, k: layers._conv_cpu(x, k, (s, s), ((1, 1), (1, 1)), (1, 1), 1, None)}
+                 "matmul per tap": lambda x, k: per_tap(x, k, s),
+                 "matmul per pixel": lambda x, k: layers._conv_small(
+                     jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))), k, (s, s), (1, 1), (ho, ho), (1, 1), (hw, hw), None)}
         parts = []
         for form, f in forms.items():
+            if form == "matmul per pixel" and ho * ho > layers._SMALL_MAP:
+                continue
             fwd = jax.jit(f)
             both = jax.jit(jax.grad(lambda x, k, f=f: jnp.sum(f(x, k) ** 2), argnums=(0, 1)))
             parts.append(f"{form} {_ms(lambda: fwd(x, k).block_until_ready()):.2f} / "

@@ -297,17 +297,15 @@ def _conv_cpu(x: Array, k: Array, strides: tuple[int, int], padding: Sequence[tu
     dh, dw = dilation
     ho = (x.shape[1] - (kh - 1) * dh - 1) // strides[0] + 1
     wo = (x.shape[2] - (kw - 1) * dw - 1) // strides[1] + 1
-    if groups == 1:  # dense: a matmul over channels per tap (kernel 1×1: exactly one)
-        # Taps whose every window position lies in the zero padding (a 3×3 conv on a 1×1 map has
-        # one live tap, its centre) add nothing: skipped.
-        rows = [i for i in range(kh) if any(pt <= i * dh + q * strides[0] < pt + h for q in range(ho))]
-        cols = [j for j in range(kw) if any(pl <= j * dw + q * strides[1] < pl + w for q in range(wo))]
-        y = jnp.zeros((x.shape[0], ho, wo, cout), acc) if not (rows and cols) else None
-        for i in rows:
-            for j in cols:
-                t = jax.lax.dot_general(_tap(x, i * dh, j * dw, (ho, wo), strides), k[i, j],
-                                        (((3,), (0,)), ((), ())), precision=precision, preferred_element_type=acc)
-                y = t if y is None else y + t
+    if groups == 1 and (kh, kw) != (1, 1):  # dense k×k on a tiny map (_SMALL_MAP): its im2col, one matmul
+        return _conv_small(x, k, strides, dilation, (ho, wo), (pt, pl), (h, w), precision).astype(x.dtype)
+    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    if groups == 1:  # dense 1×1: a matmul over channels
+        y = None
+        for i, j in taps:
+            t = jax.lax.dot_general(_tap(x, i * dh, j * dw, (ho, wo), strides), k[i, j],
+                                    (((3,), (0,)), ((), ())), precision=precision, preferred_element_type=acc)
+            y = t if y is None else y + t
         return y.astype(x.dtype)
     if cin_g == 1 and cout == groups and kh * kw > 1:
         return _depthwise(x, k, strides, dilation)  # the common case, with its own (cheaper) gradient
@@ -322,6 +320,36 @@ def _conv_cpu(x: Array, k: Array, strides: tuple[int, int], padding: Sequence[tu
                                  dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
             for g in range(groups)], axis=-1)
     return _grouped(x, k, (ho, wo), strides, dilation, groups, precision)
+
+
+def _conv_small(x: Array, k: Array, strides: tuple[int, int], dilation: tuple[int, int], out_hw: tuple[int, int],
+                pad_lo: tuple[int, int], in_hw: tuple[int, int], precision: Any) -> Array:
+    """Dense conv of a padded ``x`` with a tiny output map as its im2col: each output pixel's
+    receptive field (one slice) is a row, the kernel one matrix, one matmul; float32 (or wider) out.
+    Kernel rows and columns whose taps only ever see the zero padding are cut first (a 3×3 conv
+    on a 1×1 map is its centre tap; a whole-image kernel, highway_fc's 28×28, stays one matmul)."""
+    kh, kw, cin, cout = k.shape
+    (ho, wo), (sh, sw), (dh, dw) = out_hw, strides, dilation
+
+    def live(n_taps: int, d: int, s: int, n_out: int, lo: int, size: int) -> tuple[int, int]:
+        taps = [i for i in range(n_taps) if any(lo <= i * d + q * s < lo + size for q in range(n_out))]
+        return (taps[0], taps[-1] + 1) if taps else (0, 0)
+
+    (r0, r1), (c0, c1) = live(kh, dh, sh, ho, pad_lo[0], in_hw[0]), live(kw, dw, sw, wo, pad_lo[1], in_hw[1])
+    acc = jnp.promote_types(x.dtype, jnp.float32)
+    n = x.shape[0]
+    if r1 == r0 or c1 == c0:  # every tap reads padding only
+        return jnp.zeros((n, ho, wo, cout), acc)
+    kmat = k[r0:r1, c0:c1].reshape(-1, cout)
+    patches = []
+    for a in range(ho):
+        for b in range(wo):
+            top, left = a * sh + r0 * dh, b * sw + c0 * dw
+            patches.append(jax.lax.slice(x, (0, top, left, 0), (n, top + (r1 - r0 - 1) * dh + 1,
+                                                                 left + (c1 - c0 - 1) * dw + 1, cin), (1, dh, dw, 1)))
+    cols = (patches[0] if len(patches) == 1 else jnp.stack(patches, axis=1)).reshape(n * ho * wo, -1)
+    y = jax.lax.dot_general(cols, kmat, (((1,), (0,)), ((), ())), precision=precision, preferred_element_type=acc)
+    return y.reshape(n, ho, wo, cout)
 
 
 def _depthwise_macs(x: Array, k: Array, strides: tuple[int, int], dilation: tuple[int, int]) -> Array:
@@ -522,13 +550,16 @@ def train_compiler_options(name: str, setting: str = "auto", platform: str | Non
 
 # XLA:CPU's native convolution is pathologically slow when its output map is tiny (the last
 # stages of an ImageNet net fed 32×32 images, a CIFAR net's 2×2 stage). Dense 3×3, padding 1,
-# batch 64, forward / forward+backward ms, lax's conv against one matmul per live tap (``python
-# benchmarks/conv_grad_parts.py small``, 2-core CPU, 2026-12-07): 1×1 map, 512 channels 18 / 34
-# against 0.25 / 0.9; 2×2, 512: 529 / 1,100 against 8.5 / 23; 2×2, 256: 54 / 124 against 1.5 / 4.7;
-# 4×4 → 2×2 (stride 2), 256: 2.2 / 118 against 2.9 / 11. From a 4×4 output on, the conv is as fast
-# or faster (4×4, 256: 4.8 / 21 against 9.4 / 24; 8×8, 64: 2.0 / 8.2 against 4.1 / 23). So a dense
-# conv whose output has at most this many pixels takes the per-tap form on CPU.
-_SMALL_MAP = 4
+# batch 64, forward / forward+backward ms, lax's conv against one matmul per tap and against the
+# tiny map's im2col (``_conv_small``: each output pixel's receptive field as one row, one matmul)
+# (``python benchmarks/conv_grad_parts.py small``, idle 2-core CPU, 2026-12-07): 1×1 map, 512
+# channels 17 / 30 against 2.6 / 3.7 and 0.52 / 1.06; 2×2, 512: 533 / 904 against 4.5 / 19 and
+# 4.2 / 10.6; 2×2, 256: 74 / 132 against 1.4 / 4.4 and 1.0 / 3.6; 4×4 → 2×2 (stride 2), 256:
+# 1.6 / 96 against 2.4 / 5.2 and 1.0 / 3.1. The im2col still wins narrowly at 3×3 and 4×4 outputs
+# (4×4, 512: conv 32 / 72, im2col 30 / 62; 3×3, 512: 14 / 45 against 11 / 31) and loses from 8×8
+# (8×8, 64: 1.7 / 6.8 against 2.6 / 10.2; 7×7, 512: 54 / 221 against 98 / 175). So a dense conv
+# whose output has at most this many pixels is the im2col matmul on CPU.
+_SMALL_MAP = 16
 
 
 def _small_output(shape: Sequence[int], kernel: tuple[int, int], strides: Any, padding: Any, dilation: Any) -> bool:

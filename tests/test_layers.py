@@ -186,16 +186,17 @@ def test_conv_cpu_formulations_match_native(cin: int, cout: int, g: int, k: int,
 # Dense convs with a tiny output map (layers._SMALL_MAP): (input side, kernel (h, w), stride,
 # padding (h, w), dilation, live taps): a 3×3 on a 1×1 map (only the centre tap sees the input),
 # on 2×2, strided 4×4 → 2×2, Inception's 1×7 on a 2×2 map (3 of 7 taps live), a valid 3×3 → 1×1,
-# a dilated 3×3 on 1×1.
+# a dilated 3×3 on 1×1, a whole-image 5×5 kernel (highway_fc's 28×28 first layer), 3×3 on 4×4.
 _SMALL_CASES = [(1, (3, 3), 1, (1, 1), 1, 1), (2, (3, 3), 1, (1, 1), 1, 9), (4, (3, 3), 2, (1, 1), 1, 9),
-                (2, (1, 7), 1, (0, 3), 1, 3), (3, (3, 3), 1, (0, 0), 1, 9), (1, (3, 3), 1, (2, 2), 2, 1)]
+                (2, (1, 7), 1, (0, 3), 1, 3), (3, (3, 3), 1, (0, 0), 1, 9), (1, (3, 3), 1, (2, 2), 2, 1),
+                (5, (5, 5), 1, (0, 0), 1, 25), (4, (3, 3), 1, (1, 1), 1, 9)]
 
 
 @pytest.mark.parametrize("side,kernel,s,pad,d,live", _SMALL_CASES)
-def test_dense_conv_on_tiny_maps_is_taps_on_cpu(side: int, kernel: tuple[int, int], s: int, pad: tuple[int, int],
+def test_dense_conv_on_tiny_maps_is_one_matmul_on_cpu(side: int, kernel: tuple[int, int], s: int, pad: tuple[int, int],
                                                 d: int, live: int) -> None:
-    """Auto on CPU: a dense conv with ≤ 4 output pixels is one matmul per live tap (no conv op);
-    same output and gradients as lax's conv."""
+    """Auto on CPU: a dense conv with a tiny output map is one matmul over the taps that see the
+    input (no conv op); same output and gradients as lax's conv."""
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.standard_normal((3, side, side, 6)), jnp.float32)
     w = jnp.asarray(rng.standard_normal((*kernel, 6, 5)), jnp.float32)
@@ -217,7 +218,9 @@ def test_dense_conv_on_tiny_maps_is_taps_on_cpu(side: int, kernel: tuple[int, in
     y1, g1, jaxpr1 = run("cpu")
     assert y1.shape == y0.shape and y1.shape[1] * y1.shape[2] <= layers._SMALL_MAP
     assert "conv_general_dilated" in jaxpr0 and "conv_general_dilated" not in jaxpr1
-    assert jaxpr1.count("dot_general") == live
+    # one matmul (the tiny map's im2col), contracting over the live taps' inputs only
+    assert jaxpr1.count("dot_general") == 1
+    assert f"f32[{3 * y1.shape[1] * y1.shape[2]},{live * 6}] = reshape" in jaxpr1
     with layers.conv_impl("auto"):  # what a CPU export (or run) gets by default
         exported = jax.export.export(jax.jit(lambda x, w: run_conv(x, w)), platforms=["cpu"])(x, w)
     assert "convolution" not in exported.mlir_module()
