@@ -555,11 +555,14 @@ def train_compiler_options(name: str, setting: str = "auto", platform: str | Non
 # (``python benchmarks/conv_grad_parts.py small``, idle 2-core CPU, 2026-12-07): 1×1 map, 512
 # channels 17 / 30 against 2.6 / 3.7 and 0.52 / 1.06; 2×2, 512: 533 / 904 against 4.5 / 19 and
 # 4.2 / 10.6; 2×2, 256: 74 / 132 against 1.4 / 4.4 and 1.0 / 3.6; 4×4 → 2×2 (stride 2), 256:
-# 1.6 / 96 against 2.4 / 5.2 and 1.0 / 3.1. The im2col still wins narrowly at 3×3 and 4×4 outputs
-# (4×4, 512: conv 32 / 72, im2col 30 / 62; 3×3, 512: 14 / 45 against 11 / 31) and loses from 8×8
-# (8×8, 64: 1.7 / 6.8 against 2.6 / 10.2; 7×7, 512: 54 / 221 against 98 / 175). So a dense conv
-# whose output has at most this many pixels is the im2col matmul on CPU.
-_SMALL_MAP = 16
+# 1.6 / 96 against 2.4 / 5.2 and 1.0 / 3.1. At 3×3 and 4×4 outputs it wins narrowly for wide convs
+# (4×4, 512: conv 32 / 72, im2col 30 / 62; 3×3, 512: 14 / 45 against 11 / 31) but loses for thin
+# ones: densenet40_k12's train step at 8×8 (3×3 convs to 12 maps on 4×4 and 2×2), batch 64
+# (``python benchmarks/bench.py --one flax train densenet40_k12 --batch 64 --size 8 --steps 5``):
+# conv everywhere 410 img/s, compile 15 s; im2col up to 16 pixels 273 img/s, 22 s; up to 4
+# pixels 470 img/s, 13 s. It loses from 8×8 on (8×8, 64: 1.7 / 6.8 against 2.6 / 10.2). So a
+# dense conv whose output has at most this many pixels is the im2col matmul on CPU.
+_SMALL_MAP = 4
 
 
 def _small_output(shape: Sequence[int], kernel: tuple[int, int], strides: Any, padding: Any, dilation: Any) -> bool:
