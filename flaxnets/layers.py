@@ -584,8 +584,8 @@ def conv_general_dilated(lhs: Array, rhs: Array, window_strides: Sequence[int], 
 
     The CPU formulations cover 2-D NHWC/HWIO convolutions with explicit padding and no input
     dilation: 1×1 (any groups), depthwise and grouped k×k, dense k×k with a tiny output map
-    (:data:`_SMALL_MAP`). Everything else — and every
-    platform but CPU, unless :func:`conv_impl` forces ``cpu`` — is the native convolution.
+    (:data:`_SMALL_MAP`). Everything else — and every platform but CPU, unless
+    :func:`conv_impl` forces ``cpu`` — is the native convolution.
     """
     native = functools.partial(
         jax.lax.conv_general_dilated, window_strides=window_strides, padding=padding,
