@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import flaxnets
+from conftest import FAST_COMPILE
 from flaxnets.models.nasnet import tf_same_pads
 from flaxnets.summary import count_params
 
@@ -197,7 +198,11 @@ def test_generic_widths_match_timm_code() -> None:
     x = np.random.default_rng(0).standard_normal((2, 3, 45, 51)).astype(np.float32)
     with torch.no_grad():
         expected = twin(torch.from_numpy(x)).numpy()
-    got = flaxnets.create_model("nasnetamobile", **kw).apply(variables, x.transpose(0, 2, 3, 1))
+    model = flaxnets.create_model("nasnetamobile", **kw)
+    # One jit with the cheap-compile options (tests/conftest.py): op-by-op dispatch of the ~2,000
+    # ops took 61 s of a CI worker; the options keep every op's semantics.
+    apply = jax.jit(lambda v, x: model.apply(v, x), compiler_options=FAST_COMPILE)
+    got = apply(variables, x.transpose(0, 2, 3, 1))
     np.testing.assert_allclose(np.asarray(got), expected, atol=1e-4)
 
 
