@@ -518,6 +518,17 @@ YNN_FUSIONS = {"xla_cpu_experimental_ynn_fusion_type":
                "LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE"}
 YNN_TRAIN_FAMILIES = frozenset({"resnet", "senet", "densenet", "darknet", "inception_v3", "googlenet"})
 YNN_SETTINGS = ("auto", "on", "off")
+# XLA's own defaults (what ``off`` and the unlisted families get) already route some element-wise
+# and reduce ops of a CPU program to YNNPACK in jaxlib 0.10.2; each such call costs ~0.2-0.5 ms
+# however small its tensors. For LeNet-5 that is most of the step, so its family compiles with no
+# YNN fusion at all: the trainer's SDLM step at batch 1 (its recipe; the exact Gauss-Newton
+# diagonal is one VJP per class) 6.6 -> 3.0 ms (jax.profiler: 13 ``ynn_fusion`` calls, 2.5 ms of
+# it), and ``python benchmarks/bench.py --one flax train lenet5 --batch 64 --steps 50`` 8,096 /
+# 10,589 -> 10,175 / 13,582 img/s (two alternating rounds, ``XLA_FLAGS=
+# --xla_cpu_experimental_ynn_fusion_type=`` for none; idle 2-core CPU, 2026-12-07). mobilenet_v2
+# at batch 16 keeps XLA's defaults: 13.2 / 13.9 img/s with them, 10.2 / 10.2 without any.
+YNN_NONE = {"xla_cpu_experimental_ynn_fusion_type": ""}
+YNN_NONE_FAMILIES = frozenset({"lenet"})
 
 
 # XLA options for a program that runs once, such as the variables' initialisation: the CPU
@@ -536,8 +547,9 @@ def run_once_compiler_options(platform: str | None = None) -> dict[str, Any]:
 
 def train_compiler_options(name: str, setting: str = "auto", platform: str | None = None) -> dict[str, str]:
     """XLA compiler options for model ``name``'s compiled train step on ``platform`` (default:
-    JAX's default backend): :data:`YNN_FUSIONS` on CPU for the families measured faster with them
-    (``auto``), for every model (``on``) or none (``off``); ``{}`` on other platforms."""
+    JAX's default backend): on CPU :data:`YNN_FUSIONS` for the families measured faster with them
+    and :data:`YNN_NONE` for those measured faster with none (``auto``), YNN_FUSIONS for every
+    model (``on``) or XLA's defaults (``off``); ``{}`` on other platforms."""
     if setting not in YNN_SETTINGS:
         raise ValueError(f"YNN fusion setting {setting!r}: expected one of {YNN_SETTINGS}")
     from flaxnets.registry import model_info
@@ -545,7 +557,9 @@ def train_compiler_options(name: str, setting: str = "auto", platform: str | Non
     family = model_info(name).family
     if (platform or jax.default_backend()) != "cpu" or setting == "off":
         return {}
-    return dict(YNN_FUSIONS) if setting == "on" or family in YNN_TRAIN_FAMILIES else {}
+    if setting == "on" or family in YNN_TRAIN_FAMILIES:
+        return dict(YNN_FUSIONS)
+    return dict(YNN_NONE) if setting == "auto" and family in YNN_NONE_FAMILIES else {}
 
 
 # XLA:CPU's native convolution is pathologically slow when its output map is tiny (the last

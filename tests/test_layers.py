@@ -261,19 +261,26 @@ def test_conv_impl_choice() -> None:
 
 def test_train_compiler_options_per_family_and_accepted_by_xla() -> None:
     """YNN fusions for the train step: on CPU for the listed families (``auto``), everywhere
-    (``on``) or nowhere (``off``); never off CPU. XLA takes them per jit and fuses with YNNPACK
-    (an XLA that renames the option or its values fails here, not silently)."""
+    (``on``) or XLA's defaults (``off``); none at all for LeNet (``auto``); never off CPU. XLA
+    takes them per jit and fuses with YNNPACK, or not at all with the empty type (an XLA that
+    renames the option or its values fails here, not silently)."""
     on = layers.train_compiler_options("resnet18", "auto", "cpu")
     assert on == layers.YNN_FUSIONS and "resnet" in layers.YNN_TRAIN_FAMILIES
     assert layers.train_compiler_options("mobilenet_v2", "auto", "cpu") == {}
     assert layers.train_compiler_options("mobilenet_v2", "on", "cpu") == layers.YNN_FUSIONS
     assert layers.train_compiler_options("resnet18", "off", "cpu") == {}
+    none = layers.train_compiler_options("lenet5", "auto", "cpu")
+    assert none == layers.YNN_NONE and "lenet" in layers.YNN_NONE_FAMILIES
+    assert layers.train_compiler_options("lenet5", "off", "cpu") == {}
     assert layers.train_compiler_options("resnet18", "on", "gpu") == {}
     with pytest.raises(ValueError, match="YNN fusion setting"):
         layers.train_compiler_options("resnet18", "yes", "cpu")
     x = jnp.ones((64, 64), jnp.float32)
-    text = jax.jit(lambda a, b: jnp.tanh(a @ b).sum(0), compiler_options=on).lower(x, x).compile().as_text()
-    assert "__ynn_fusion" in text
+    def fused(options: dict) -> bool:
+        f = jax.jit(lambda a, b: jnp.tanh(a @ b).sum(0), compiler_options=options)
+        return "__ynn_fusion" in f.lower(x, x).compile().as_text()
+
+    assert fused(on) and not fused(none)
 
 
 def test_run_once_options_on_cpu_only_and_same_values() -> None:
