@@ -315,6 +315,8 @@ class InceptionResNet(nn.Module):
       se_reduction: None → no SE; r → SE-Inception-ResNet (Hu et al. 2018): an SE block with
         reduction r on every residual branch (before scaling and addition) and on the
         output of mixed_5b (v2) and of both reduction modules.
+      depths: the number of A, B and C blocks; None → the version's (v2: 10, 20, 9 and the
+        final block8; v1: 5, 10, 5).
 
     Feature maps (``features_only``): v2 timm's ``feature_info``, the outputs of
     ``conv2d_2b`` (stride 2), ``conv2d_4a`` (4), ``repeat`` (8), ``repeat_1`` (16) and
@@ -326,6 +328,7 @@ class InceptionResNet(nn.Module):
     scales: tuple[float, float, float] = (0.17, 0.10, 0.20)
     drop_rate: float = 0.2
     se_reduction: int | None = None
+    depths: tuple[int, int, int] | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -351,6 +354,7 @@ class InceptionResNet(nn.Module):
         else:
             raise ValueError(f"version must be 1 or 2, got {self.version}")
         a, na, red_a, b, nb, red_b, c, nc = spec
+        na, nb, nc = self.depths or (na, nb, nc)
         block = functools.partial(ResidualInception, unit=unit, conv=conv, se_reduction=se)
         for i in range(na):
             x = block(a, sa, name=f"repeat.{i}")(x)
@@ -454,7 +458,7 @@ _register(
           "Table 4, 144 crops: 17.7% / 3.8%)." + _BLACKLIST,
 )
 _register(
-    "inception_resnet_v2", InceptionResNet, {"version": 2},
+    "inception_resnet_v2", InceptionResNet, {"version": 2, "depths": (10, 20, 9)},
     paper=PAPER, year=2017, table="Figs. 7, 15-19, Table 1", crop_pct=0.8975, interpolation="bicubic",
     top1=80.1, top1_protocol="1 crop 299", params=55_843_464, twin="timm:inception_resnet_v2",
     notes="timm / released-checkpoint layout: the stem is Inception-v3's + Mixed_5b (320 "
@@ -462,7 +466,7 @@ _register(
           "single crop (Table 2: 19.9% / 4.9% error; 144 crops, Table 4: 17.8% / 3.7%)." + _BLACKLIST,
 )
 _register(
-    "inception_resnet_v1", InceptionResNet, {"version": 1},
+    "inception_resnet_v1", InceptionResNet, {"version": 1, "depths": (5, 10, 5)},
     paper=PAPER, year=2017, table="Figs. 10-15, Table 1",
     top1=78.7, top1_protocol="1 crop 299", params=inception_resnet_v1_param_count(),
     notes="Paper-only network; derived count inception_resnet_v1_param_count() (the paper "
@@ -475,7 +479,7 @@ _register(
 SE_INCEPTION_RESNET_V2_WIDTHS = [320] * 11 + [1088] * 21 + [2080] * 11
 
 _register(
-    "se_inception_resnet_v2", InceptionResNet, {"version": 2, "se_reduction": 16},
+    "se_inception_resnet_v2", InceptionResNet, {"version": 2, "depths": (10, 20, 9), "se_reduction": 16},
     paper=SE_PAPER, year=2018, table="Table 2, Figs. 2-3, Sec. 3.3", crop_pct=299 / 352,
     top1=80.20, top1_protocol="1 crop 299", params=55_843_464 + se_param_count(SE_INCEPTION_RESNET_V2_WIDTHS),
     notes="inception_resnet_v2 (timm layout) with 43 SE blocks (r = 16): on every residual "
