@@ -53,10 +53,14 @@ def _quiet_abandoned_reads() -> None:
     sys.unraisablehook = hook
 
 
+_NEVER_RETRIEVED = ("Task exception was never retrieved", "Future exception was never retrieved")
+
+
 class _OrphanedReadErrors(logging.Filter):
-    """Drops asyncio's "Task exception was never retrieved" records that name a checkpoint
-    whose restore already failed (and was reported): the failed read's other in-flight reads
-    end as orphaned tasks, logged when they are garbage-collected, after the restore returned."""
+    """Drops asyncio's "Task (or Future) exception was never retrieved" records that name a
+    checkpoint whose restore already failed (and was reported): the failed read's other in-flight
+    reads end as orphaned tasks or futures, logged when they are garbage-collected, after the
+    restore returned (which of the two depends on where each read was)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -64,7 +68,7 @@ class _OrphanedReadErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.startswith("Task exception was never retrieved")
+        return not (message.startswith(_NEVER_RETRIEVED)
                     and any(path in message for path in self.paths))
 
 
