@@ -370,6 +370,9 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert "small_data_min_epochs" not in recipe_for("fractalnet_cifar")  # no dropout: the CIFAR floor
     assert recipe_for("seresnext50_32x4d")["small_data_min_epochs"] == 20.0  # zero-init bottleneck SE nets
     assert "small_data_min_epochs" not in recipe_for("seresnet18")  # basic blocks pass at the home 15
+    assert recipe_for("densenet_bc_190_k40")["small_data_min_epochs"] == 30.0  # deepest BC nets: 8 fell short
+    assert recipe_for("densenet_bc_250_k24")["small_data_min_epochs"] == 20.0
+    assert "small_data_min_epochs" not in recipe_for("densenet_bc_100_k12")  # its compute budget gives it 20
 
 
 @pytest.mark.parametrize("name, heads", [
