@@ -89,7 +89,9 @@ class ModelInfo:
         as built, e.g. NiN); ``None`` when the paper has no dense evaluation.
       twin: ``"torchvision:<fn>"`` or ``"timm:<name>"`` when weights convert 1:1.
       twin_kwargs: keyword arguments to build the twin with the same head configuration.
-      twin_sizes: extra (H, W) sizes the parity test checks besides ``input_size``.
+      twin_sizes: extra (H, W) sizes the parity test checks besides ``input_size``. The default
+        97×129 is odd at the input of every stride-2 layer of a 32×-reducing net (97, 49, 25, 13, 7;
+        129, 65, 33, 17, 9), as 193×257 was, at a quarter of its pixels.
       torch_key: maps a flax variable path to its torch ``state_dict`` module prefix;
         ``None`` means the flax module names already are the torch module paths.
       notes: anything a reader should know (derivations, deviations).
@@ -120,7 +122,7 @@ class ModelInfo:
     dense_eval: Mapping[str, Any] | None = None
     twin: str | None = None
     twin_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    twin_sizes: tuple[tuple[int, int], ...] = ((193, 257),)
+    twin_sizes: tuple[tuple[int, int], ...] = ((97, 129),)
     torch_key: Callable[[tuple[str, ...]], str] | None = None
     notes: str = ""
 

@@ -209,7 +209,7 @@ def _register(name: str, arch: dict[str, Any], **info: Any) -> None:
 # B3 320 → 300, B4 384 → 380, B5-B7 no resize margin; bicubic except B1's bilinear). B2's
 # torchvision weights evaluate at 288; the registered input stays the paper's 260.
 _COMMON = dict(family="efficientnet", paper=PAPER, year=2019, table="Table 1 (B0), Eq. 3, Table 2", min_size=32,
-               interpolation="bicubic", twin_sizes=((97, 129),))  # large default sizes: a small odd size
+               interpolation="bicubic")
 _SMALL_BN = dict(bn_eps=1e-5, bn_momentum=0.1)
 _BIG_BN = dict(bn_eps=1e-3, bn_momentum=0.01)
 _NOTE = ("; torchvision pads symmetrically (the TF reference uses 'SAME'); BN eps/momentum as "
@@ -217,7 +217,7 @@ _NOTE = ("; torchvision pads symmetrically (the TF reference uses 'SAME'); BN ep
          "recipe trains with).")
 
 _register("efficientnet_b0", dict(width_mult=1.0, depth_mult=1.0, drop_rate=0.2, **_SMALL_BN),
-          **{**_COMMON, "twin_sizes": ((193, 257),)}, input_size=(224, 224, 3), crop_pct=224 / 256,
+          **_COMMON, input_size=(224, 224, 3), crop_pct=224 / 256,
           top1=77.1, top1_protocol="1 crop 224", params=5_288_548, twin="torchvision:efficientnet_b0",
           notes="w=1.0, d=1.0, dropout 0.2" + _NOTE)
 _register("efficientnet_b1", dict(width_mult=1.0, depth_mult=1.1, drop_rate=0.2, **_SMALL_BN),
