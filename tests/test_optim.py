@@ -273,6 +273,9 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert adapted("resnet50", explicit=("head_lr_mult",), head_lr_mult=2.0)[0].head_lr_mult == 2.0
     assert adapted("resnet50", init_from="/some/run")[0].head_lr_mult == 1.0  # fine-tuning: the new head moves
     assert adapted("resnet20")[0].head_lr_mult == 1.0  # CIFAR recipe, 10 classes at home too
+    assert adapted("resnet1202")[0].model_overrides.zero_init_last is True  # off CIFAR only (its recipe says why)
+    assert "zero_init_last" not in adapted("resnet1202", "cifar10", 50_000, 32)[0].model_overrides
+    assert "zero_init_last" not in adapted("resnet110")[0].model_overrides  # the paper's init trains there
     cfg, _ = adapted("inception_v3")  # ×0.94 every 2 of 100 epochs → every 0.6 of 30; 299 dropped
     assert cfg.head_lr_mult == 1.0  # RMSProp divides the gradient's scale out
     assert cfg.decay_epochs == pytest.approx(0.6) and cfg.image_size is None
