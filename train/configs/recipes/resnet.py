@@ -53,6 +53,6 @@ for _n in (20, 32, 44, 56, 110, 1202):
                                   warmup_epochs=1.0 if _n == 110 else 0.0)
 # Off CIFAR only (``adapted_model_overrides``, as EfficientNet's): ResNet-1202 starts from the
 # zero-γ identity blocks of the ImageNet ResNets above. With the paper's init its digits run at the
-# CIFAR floor of 8 epochs (8×8, d5fd096) sat at chance through epoch 5 (test loss 2.306, 10.0 %;
+# CIFAR floor of 8 epochs (8×8, b0cfb79) sat at chance through epoch 5 (test loss 2.306, 10.0 %;
 # its train step's compile took ~27 minutes, so the run was stopped there).
 RECIPES["resnet1202"]["adapted_model_overrides"] = {"zero_init_last": True}
