@@ -376,6 +376,8 @@ def test_recipe_adapted_to_a_dataset_it_was_not_written_for() -> None:
     assert recipe_for("densenet_bc_190_k40")["small_data_min_epochs"] == 30.0  # deepest BC nets: 8 fell short
     assert recipe_for("densenet_bc_250_k24")["small_data_min_epochs"] == 20.0
     assert "small_data_min_epochs" not in recipe_for("densenet_bc_100_k12")  # its compute budget gives it 20
+    assert recipe_for("resnet1202")["small_data_min_epochs"] == 20.0  # 83.89 % at 8 with zero-γ
+    assert "small_data_min_epochs" not in recipe_for("resnet110")
 
 
 @pytest.mark.parametrize("name, heads", [
